@@ -1,0 +1,286 @@
+"""The vocabulary's building blocks: config parameters, layer rules, shape math.
+
+A layer rule says everything fusec knows about one Keras layer type: which
+config keys it takes (and their JSON Schema, from which ``schemas/`` is
+generated), how its output shape and parameter count follow from its input
+shape (pure Python, so ``check`` never imports TensorFlow), and example
+configs that the test suite replays through Keras itself so the static rule
+and Keras can never drift apart.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import RuleError
+
+Dim = int | None
+Shape = tuple[Dim, ...]
+Cfg = Mapping[str, Any]
+
+MAX_DIM = 1 << 24  # a per-dimension sanity cap; the parameter budget does the rest
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()
+
+
+@dataclass(frozen=True)
+class Param:
+    """One config key of a layer.
+
+    Attributes:
+        name: the Keras keyword argument.
+        schema: JSON Schema of the value.
+        doc: one line for editors' hover help and docs/spec.md.
+        default: the value Keras uses when the key is absent (REQUIRED if none).
+        convert: how build.py turns the JSON value into a Keras argument
+            ("" passes it through; "regularizer", "rnn_layer"...).
+    """
+
+    name: str
+    schema: Mapping[str, Any]
+    doc: str
+    default: Any = REQUIRED
+    convert: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+
+@dataclass(frozen=True)
+class Out:
+    """What one call of a layer produces."""
+
+    shape: Shape
+    trainable: int = 0
+    non_trainable: int = 0
+
+    @property
+    def params(self) -> int:
+        return self.trainable + self.non_trainable
+
+
+Infer = Callable[[Shape, Cfg], Out]
+
+
+@dataclass(frozen=True)
+class LayerRule:
+    """Everything fusec knows statically about one layer type.
+
+    Attributes:
+        name: the spec's ``layer`` value and the Keras class name.
+        doc: one line shown in the schema and docs.
+        params: the config keys it accepts.
+        infer: output shape and parameter counts from the input shape and the
+            config (defaults filled in); raises RuleError.
+        examples: (input shape without batch, config) pairs replayed through
+            Keras by the tests.
+        summary_keys: the config keys worth showing in a summary or diagram.
+    """
+
+    name: str
+    doc: str
+    params: tuple[Param, ...]
+    infer: Infer
+    examples: tuple[tuple[tuple[Dim, ...], dict[str, Any]], ...] = ()
+    summary_keys: tuple[str, ...] = ()
+    param_index: Mapping[str, Param] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "param_index", {p.name: p for p in self.params})
+
+    def resolve(self, config: Cfg) -> dict[str, Any]:
+        """The config with every default filled in."""
+        out = {p.name: p.default for p in self.params if not p.required}
+        out.update(config)
+        return out
+
+
+# --- parameter constructors -------------------------------------------------
+
+ACTIVATIONS = (
+    "linear", "relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "swish",
+    "mish", "sigmoid", "hard_sigmoid", "hard_silu", "tanh", "softmax", "log_softmax",
+    "softplus", "softsign", "exponential",
+)  # fmt: skip
+
+INITIALIZERS = (
+    "glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform",
+    "lecun_normal", "random_normal", "random_uniform", "truncated_normal",
+    "orthogonal", "zeros", "ones",
+)  # fmt: skip
+
+
+def p_int(
+    name: str, doc: str, default: Any = REQUIRED, minimum: int = 1, maximum: int = MAX_DIM
+) -> Param:
+    return Param(name, {"type": "integer", "minimum": minimum, "maximum": maximum}, doc, default)
+
+
+def p_float(
+    name: str,
+    doc: str,
+    default: Any = REQUIRED,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    exclusive_max: float | None = None,
+) -> Param:
+    schema: dict[str, Any] = {"type": "number"}
+    if minimum is not None:
+        schema["minimum"] = minimum
+    if maximum is not None:
+        schema["maximum"] = maximum
+    if exclusive_max is not None:
+        schema["exclusiveMaximum"] = exclusive_max
+    return Param(name, schema, doc, default)
+
+
+def p_bool(name: str, doc: str, default: bool) -> Param:
+    return Param(name, {"type": "boolean"}, doc, default)
+
+
+def p_enum(name: str, doc: str, choices: Sequence[str], default: Any = REQUIRED) -> Param:
+    return Param(name, {"type": "string", "enum": list(choices)}, doc, default)
+
+
+def p_activation(default: str | None = None, name: str = "activation") -> Param:
+    return Param(
+        name,
+        {"type": "string", "enum": list(ACTIVATIONS)},
+        "Activation applied to the output, by name.",
+        default,
+    )
+
+
+def p_initializer(name: str, default: str) -> Param:
+    return Param(
+        name,
+        {"type": "string", "enum": list(INITIALIZERS)},
+        f"Initializer for the {name.removesuffix('_initializer').replace('_', ' ')} weights, by name.",
+        default,
+    )
+
+
+def p_regularizer(name: str) -> Param:
+    schema = {
+        "type": "object",
+        "properties": {
+            "l1": {"type": "number", "minimum": 0, "title": "l1", "description": "L1 factor."},
+            "l2": {"type": "number", "minimum": 0, "title": "l2", "description": "L2 factor."},
+        },
+        "additionalProperties": False,
+        "minProperties": 1,
+    }
+    what = name.removesuffix("_regularizer").replace("_", " ")
+    return Param(name, schema, f"Weight penalty on the {what}: {{\"l1\": a, \"l2\": b}}.", None, "regularizer")
+
+
+def p_ints(name: str, doc: str, n: int, default: Any = REQUIRED, minimum: int = 1) -> Param:
+    """An int, or a list of ``n`` ints (kernel sizes, strides, dilations)."""
+    one = {"type": "integer", "minimum": minimum, "maximum": MAX_DIM}
+    schema = {"oneOf": [one, {"type": "array", "items": one, "minItems": n, "maxItems": n}]}
+    return Param(name, schema, doc, default)
+
+
+def dense_weights_params() -> tuple[Param, ...]:
+    """Keys shared by layers with a kernel and a bias."""
+    return (
+        p_bool("use_bias", "Whether the layer adds a bias vector.", True),
+        p_initializer("kernel_initializer", "glorot_uniform"),
+        p_initializer("bias_initializer", "zeros"),
+        p_regularizer("kernel_regularizer"),
+        p_regularizer("bias_regularizer"),
+        p_regularizer("activity_regularizer"),
+    )
+
+
+# --- shape helpers ------------------------------------------------------------
+
+
+def fmt_shape(shape: Sequence[Dim]) -> str:
+    """``(None, 32)`` the way Keras prints shapes."""
+    inner = ", ".join("None" if d is None else str(d) for d in shape)
+    return f"({inner},)" if len(shape) == 1 else f"({inner})"
+
+
+def need_rank(shape: Shape, rank: int | tuple[int, int], what: str) -> None:
+    """Raise unless ``shape`` (batch included) has the given rank or range."""
+    lo, hi = (rank, rank) if isinstance(rank, int) else rank
+    if not lo <= len(shape) <= hi:
+        want = f"rank {lo}" if lo == hi else f"rank {lo} to {hi}"
+        raise RuleError(
+            f"{what} needs inputs of {want} (batch included). Received: {fmt_shape(shape)}"
+        )
+
+
+def need_known(dim: Dim, what: str, shape: Shape) -> int:
+    if dim is None:
+        raise RuleError(f"{what} must be known statically. Received: {fmt_shape(shape)}")
+    return dim
+
+
+def as_tuple(value: int | Sequence[int], n: int) -> tuple[int, ...]:
+    return (value,) * n if isinstance(value, int) else tuple(value)
+
+
+def conv_length(n: Dim, kernel: int, stride: int, padding: str, dilation: int = 1) -> Dim:
+    """Output length of a convolution or pooling window along one axis."""
+    if n is None:
+        return None
+    span = (kernel - 1) * dilation + 1
+    if padding in ("same", "causal"):
+        return (n + stride - 1) // stride
+    length = (n - span) // stride + 1
+    return length
+
+
+def deconv_length(n: Dim, kernel: int, stride: int, padding: str, dilation: int = 1) -> Dim:
+    """Output length of a transposed convolution along one axis."""
+    if n is None:
+        return None
+    span = kernel + (kernel - 1) * (dilation - 1)
+    if padding == "same":
+        return n * stride
+    return n * stride + max(span - stride, 0)
+
+
+def positive(shape: Shape, what: str) -> Shape:
+    """Raise when a computed dimension is zero or negative."""
+    if any(d is not None and d <= 0 for d in shape):
+        raise RuleError(f"{what} would produce an empty output of shape {fmt_shape(shape)}")
+    return shape
+
+
+def prod(dims: Sequence[int]) -> int:
+    return math.prod(dims)
+
+
+def config_schema(rule: LayerRule) -> dict[str, Any]:
+    """JSON Schema of a layer's ``config`` object (closed: unknown keys fail)."""
+    props = {}
+    for p in rule.params:
+        prop = dict(p.schema)
+        prop.setdefault("title", p.name)
+        default = "" if p.required else f" Default: {'none' if p.default is None else p.default!r}."
+        prop.setdefault("description", p.doc + default)
+        props[p.name] = prop
+    schema: dict[str, Any] = {
+        "type": "object",
+        "title": f"{rule.name} config",
+        "description": rule.doc,
+        "properties": props,
+        "additionalProperties": False,
+    }
+    required = [p.name for p in rule.params if p.required]
+    if required:
+        schema["required"] = required
+    return schema
