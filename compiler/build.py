@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .check import Checked
+from .errors import BuildError
 from .layers import LAYERS
 
 
@@ -60,3 +62,109 @@ def keras_layer(layer: str, config: Mapping[str, Any], name: str | None) -> Any:
     if name is not None:
         kwargs["name"] = name
     return cls(**kwargs)
+
+
+def keras_merge(mode: str, config: Mapping[str, Any], name: str) -> Any:
+    """Instantiate the Keras layer for a spec ``merge`` node."""
+    import keras
+
+    from .merges import MERGES
+
+    rule = MERGES[mode]
+    return getattr(keras.layers, rule.keras)(name=name, **dict(config))
+
+
+def _optimizer(training: Mapping[str, Any]) -> Any:
+    import keras
+
+    kwargs: dict[str, Any] = {}
+    for key in ("learning_rate", "clipnorm", "weight_decay"):
+        if key in training:
+            kwargs[key] = training[key]
+    return keras.optimizers.get({"class_name": training.get("optimizer", "adam"), "config": kwargs})
+
+
+def build_model(checked: Checked, compile: bool = True) -> Any:
+    """Build the Keras functional model a checked spec describes.
+
+    Inputs and outputs are dicts keyed by the spec's input ids and output
+    names; every layer is named after its node id (a shared layer after its
+    shared id, one layer object for all its calls). The spec's seed makes the
+    initial weights reproducible.
+
+    Args:
+        checked: the result of ``check_spec``.
+        compile: also call ``model.compile`` with the outputs' losses, loss
+            weights and metrics and the training section.
+
+    Returns:
+        A ``keras.Model``.
+
+    Raises:
+        BuildError: if Keras refuses the model (a gap between fusec's static
+            rules and Keras; the message names the node).
+    """
+    from .tf import import_keras
+
+    keras = import_keras()
+    doc = checked.doc
+    if "seed" in doc:
+        keras.utils.set_random_seed(int(doc["seed"]))
+    g = checked.graph
+    shared = {
+        sid: _named(keras_layer(s["layer"], s.get("config", {}), sid), s.get("trainable", True))
+        for sid, s in sorted(g.graph["shared"].items())
+    }
+    tensors: dict[str, Any] = {}
+    inputs: dict[str, Any] = {}
+    for nid in checked.order:
+        attrs = g.nodes[nid]
+        spec, kind = attrs["spec"], attrs["kind"]
+        try:
+            if kind == "input":
+                tensors[nid] = inputs[nid] = keras.Input(
+                    shape=tuple(spec["shape"]), dtype=spec.get("dtype", "float32"), name=nid
+                )
+                continue
+            args = [tensors[r.source] for r in attrs["refs"]]
+            if kind == "merge":
+                layer = keras_merge(spec["merge"], spec.get("config", {}), nid)
+                tensors[nid] = layer(args)
+            elif kind == "layer":
+                layer = _named(keras_layer(spec["layer"], spec.get("config", {}), nid), spec.get("trainable", True))
+                tensors[nid] = layer(args[0])
+            else:
+                tensors[nid] = shared[spec["shared"]](args[0])
+        except Exception as exc:  # Keras raises ValueError, TypeError, tf errors...
+            raise BuildError.single(
+                attrs["path"], f"Keras refused node `{nid}`: {_first_line(exc)}", "", "build", checked.spec.file
+            ) from exc
+    outputs = {name: tensors[ref.source] for name, ref in sorted(g.graph["outputs"].items())}
+    model = keras.Model(inputs=dict(sorted(inputs.items())), outputs=outputs, name=checked.name)
+    if compile:
+        compile_model(model, checked)
+    return model
+
+
+def compile_model(model: Any, checked: Checked) -> None:
+    """``model.compile`` from the spec's outputs and training section."""
+    outs = checked.doc["outputs"]
+    losses = {name: o["loss"] for name, o in outs.items() if o.get("loss")}
+    weights = {name: float(o.get("loss_weight", 1.0)) for name, o in outs.items() if o.get("loss")}
+    metrics = {name: list(o["metrics"]) for name, o in outs.items() if o.get("metrics")}
+    model.compile(
+        optimizer=_optimizer(checked.doc.get("training", {})),
+        loss=losses or None,
+        loss_weights=weights or None,
+        metrics=metrics or None,
+    )
+
+
+def _named(layer: Any, trainable: bool) -> Any:
+    layer.trainable = trainable
+    return layer
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

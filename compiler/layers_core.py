@@ -152,7 +152,11 @@ LAYERS = (
         "Fully connected layer: activation(x @ kernel + bias) on the last axis.",
         (p_int("units", "Output width."), p_activation(), *dense_weights_params()),
         _dense,
-        (((8,), {"units": 4}), ((5, 8), {"units": 3, "use_bias": False}), ((16,), {"units": 1, "activation": "sigmoid"})),
+        (
+            ((8,), {"units": 4}),
+            ((5, 8), {"units": 3, "use_bias": False}),
+            ((16,), {"units": 1, "activation": "sigmoid"}),
+        ),
         ("units", "activation"),
     ),
     LayerRule(
@@ -163,7 +167,17 @@ LAYERS = (
             p_int("output_dim", "Size of each embedding vector."),
             Param(
                 "embeddings_initializer",
-                {"type": "string", "enum": ["uniform", "random_normal", "random_uniform", "truncated_normal", "glorot_uniform", "zeros"]},
+                {
+                    "type": "string",
+                    "enum": [
+                        "uniform",
+                        "random_normal",
+                        "random_uniform",
+                        "truncated_normal",
+                        "glorot_uniform",
+                        "zeros",
+                    ],
+                },
                 "Initializer for the embedding matrix, by name.",
                 "uniform",
             ),
@@ -171,23 +185,42 @@ LAYERS = (
             p_bool("mask_zero", "Treat id 0 as padding and propagate a mask.", False),
         ),
         _embedding,
-        (((1,), {"input_dim": 100, "output_dim": 8}), ((12,), {"input_dim": 50, "output_dim": 4}), ((None,), {"input_dim": 20, "output_dim": 3, "mask_zero": True})),
+        (
+            ((1,), {"input_dim": 100, "output_dim": 8}),
+            ((12,), {"input_dim": 50, "output_dim": 4}),
+            ((None,), {"input_dim": 20, "output_dim": 3, "mask_zero": True}),
+        ),
         ("input_dim", "output_dim"),
     ),
-    LayerRule("Flatten", "Flattens every axis but the batch axis.", (), _flatten,
-              (((4, 4, 3), {}), ((7,), {}), ((2, 3, 4, 5), {}))),
+    LayerRule(
+        "Flatten",
+        "Flattens every axis but the batch axis.",
+        (),
+        _flatten,
+        (((4, 4, 3), {}), ((7,), {}), ((2, 3, 4, 5), {})),
+    ),
     LayerRule(
         "Reshape",
         "Reshapes to target_shape (batch axis excluded; one -1 is inferred).",
         (Param("target_shape", _DIMS, "Target shape without the batch axis; -1 once at most."),),
         _reshape,
-        (((12,), {"target_shape": [3, 4]}), ((2, 6), {"target_shape": [-1]}), ((4, 4, 2), {"target_shape": [8, -1]})),
+        (
+            ((12,), {"target_shape": [3, 4]}),
+            ((2, 6), {"target_shape": [-1]}),
+            ((4, 4, 2), {"target_shape": [8, -1]}),
+        ),
         ("target_shape",),
     ),
     LayerRule(
         "Permute",
         "Reorders the non-batch axes (1-based, like Keras).",
-        (Param("dims", {**_DIMS, "items": {"type": "integer", "minimum": 1, "maximum": 8}}, "A permutation of 1..rank-1."),),
+        (
+            Param(
+                "dims",
+                {**_DIMS, "items": {"type": "integer", "minimum": 1, "maximum": 8}},
+                "A permutation of 1..rank-1.",
+            ),
+        ),
         _permute,
         (((2, 3), {"dims": [2, 1]}), ((2, 3, 4), {"dims": [3, 1, 2]}), ((5, 6), {"dims": [1, 2]})),
         ("dims",),
@@ -265,7 +298,11 @@ LAYERS = (
             _AXIS,
         ),
         _normalization,
-        (((3,), {"mean": [1.0, 2.0, 3.0], "variance": [1.0, 4.0, 9.0]}), ((4, 2), {"mean": 0.5, "variance": 2.0}), ((2, 2, 1), {"mean": [0.0], "variance": [1.0]})),
+        (
+            ((3,), {"mean": [1.0, 2.0, 3.0], "variance": [1.0, 4.0, 9.0]}),
+            ((4, 2), {"mean": 0.5, "variance": 2.0}),
+            ((2, 2, 1), {"mean": [0.0], "variance": [1.0]}),
+        ),
         (),
     ),
     LayerRule(
@@ -273,7 +310,11 @@ LAYERS = (
         "Computes x * scale + offset (for example 1/255 for pixels).",
         (p_float("scale", "Multiplier."), p_float("offset", "Added after scaling.", 0.0)),
         _identity((2, 8), "Rescaling"),
-        (((4, 4, 3), {"scale": 0.00392156862745098}), ((5,), {"scale": 2.0, "offset": -1.0}), ((2, 3), {"scale": 1.0})),
+        (
+            ((4, 4, 3), {"scale": 0.00392156862745098}),
+            ((5,), {"scale": 2.0, "offset": -1.0}),
+            ((2, 3), {"scale": 1.0}),
+        ),
         ("scale",),
     ),
     LayerRule(
@@ -281,7 +322,11 @@ LAYERS = (
         "Applies an activation function by name.",
         (Param("activation", p_activation().schema, "The activation, by name."),),
         _identity((2, 8), "Activation"),
-        (((8,), {"activation": "relu"}), ((3, 4), {"activation": "softmax"}), ((2, 2, 2), {"activation": "tanh"})),
+        (
+            ((8,), {"activation": "relu"}),
+            ((3, 4), {"activation": "softmax"}),
+            ((2, 2, 2), {"activation": "tanh"}),
+        ),
         ("activation",),
     ),
     LayerRule(

@@ -120,9 +120,7 @@ INITIALIZERS = (
 )  # fmt: skip
 
 
-def p_int(
-    name: str, doc: str, default: Any = REQUIRED, minimum: int = 1, maximum: int = MAX_DIM
-) -> Param:
+def p_int(name: str, doc: str, default: Any = REQUIRED, minimum: int = 1, maximum: int = MAX_DIM) -> Param:
     return Param(name, {"type": "integer", "minimum": minimum, "maximum": maximum}, doc, default)
 
 
@@ -181,7 +179,7 @@ def p_regularizer(name: str) -> Param:
         "minProperties": 1,
     }
     what = name.removesuffix("_regularizer").replace("_", " ")
-    return Param(name, schema, f"Weight penalty on the {what}: {{\"l1\": a, \"l2\": b}}.", None, "regularizer")
+    return Param(name, schema, f'Weight penalty on the {what}: {{"l1": a, "l2": b}}.', None, "regularizer")
 
 
 def p_ints(name: str, doc: str, n: int, default: Any = REQUIRED, minimum: int = 1) -> Param:
@@ -217,9 +215,7 @@ def need_rank(shape: Shape, rank: int | tuple[int, int], what: str) -> None:
     lo, hi = (rank, rank) if isinstance(rank, int) else rank
     if not lo <= len(shape) <= hi:
         want = f"rank {lo}" if lo == hi else f"rank {lo} to {hi}"
-        raise RuleError(
-            f"{what} needs inputs of {want} (batch included). Received: {fmt_shape(shape)}"
-        )
+        raise RuleError(f"{what} needs inputs of {want} (batch included). Received: {fmt_shape(shape)}")
 
 
 def need_known(dim: Dim, what: str, shape: Shape) -> int:

@@ -1,0 +1,231 @@
+"""The ``fusec`` command line: parse arguments, call one entry point, report.
+
+Exit codes: 0 success, 1 a bad spec (or an output that cannot be written),
+2 bad usage, 3 an internal error (a bug: please report it; FUSEC_DEBUG=1
+shows the traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from . import __version__
+from .errors import FusecError
+from .shapes import DEFAULT_MAX_PARAMS
+
+EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
+
+
+def _emit_errors(errors: list[FusecError], as_json: bool) -> None:
+    if as_json:
+        items = [item for e in errors for item in e.to_json()]
+        click.echo(json.dumps({"ok": False, "errors": items}, indent=2))
+        return
+    for err in errors:
+        for line in err.lines():
+            click.echo(f"error: {line}", err=True)
+
+
+def _fail(errors: list[FusecError], as_json: bool) -> NoReturn:
+    _emit_errors(errors, as_json)
+    sys.exit(EXIT_SPEC)
+
+
+def _guard(fn: Callable[[], Any], as_json: bool) -> Any:
+    """Run ``fn``; turn FusecError into a clean report and anything else into exit 3."""
+    try:
+        return fn()
+    except FusecError as err:
+        _fail([err], as_json)
+    except KeyboardInterrupt:
+        click.echo("error: interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("FUSEC_DEBUG"):
+            raise
+        click.echo(
+            f"error: internal error in fusec {__version__}: {type(exc).__name__}: {exc}\n"
+            "This is a bug in fusec, not in your spec. Re-run with FUSEC_DEBUG=1 for the traceback "
+            "and report it.",
+            err=True,
+        )
+        sys.exit(EXIT_INTERNAL)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print results and errors as JSON.")
+budget_option = click.option(
+    "--max-params",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_PARAMS,
+    show_default=True,
+    help="Refuse models with more parameters than this.",
+)
+spec_arg = click.argument("spec", type=click.Path(path_type=Path, dir_okay=True, exists=False))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", "-V", prog_name="fusec")
+def cli() -> None:
+    """Check, compile and draw neural networks written as JSON graph specs."""
+
+
+@cli.command()
+@click.argument("specs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@json_option
+@budget_option
+def check(specs: tuple[Path, ...], as_json: bool, max_params: int) -> None:
+    """Validate specs: schema, references, cycles, shapes, parameter counts.
+
+    Never imports TensorFlow. Reports every problem with its JSON path.
+    """
+    from .check import check_spec
+
+    failures: list[FusecError] = []
+    results = []
+    for spec in specs:
+        try:
+            checked = _guard_static(lambda s=spec: check_spec(s, max_params))
+        except FusecError as err:
+            failures.append(err)
+            results.append({"file": str(spec), "ok": False, "errors": err.to_json()})
+            continue
+        t = checked.totals
+        results.append({"file": str(spec), "ok": True, "nodes": len(checked.order), "params": t.params})
+        if not as_json:
+            click.echo(f"ok: {spec} ({len(checked.order)} nodes, {t.params:,} params, {t.trainable:,} trainable)")
+    if as_json:
+        click.echo(json.dumps({"ok": not failures, "files": results}, indent=2))
+        if failures:
+            sys.exit(EXIT_SPEC)
+        return
+    if failures:
+        _fail(failures, False)
+
+
+def _guard_static(fn: Callable[[], Any]) -> Any:
+    """Like _guard, but lets FusecError through for per-file collection."""
+    try:
+        return fn()
+    except FusecError:
+        raise
+    except Exception as exc:
+        if os.environ.get("FUSEC_DEBUG"):
+            raise
+        click.echo(f"error: internal error in fusec {__version__}: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(EXIT_INTERNAL)
+
+
+@cli.command()
+@spec_arg
+@json_option
+@budget_option
+def summary(spec: Path, as_json: bool, max_params: int) -> None:
+    """Print each node's kind, output shape and parameters (no TensorFlow)."""
+    from .check import check_spec
+    from .summary import format_summary, summary_rows
+
+    checked = _guard(lambda: check_spec(spec, max_params), as_json)
+    if as_json:
+        t = checked.totals
+        payload = {
+            "ok": True,
+            "name": checked.name,
+            "nodes": summary_rows(checked),
+            "params": {"total": t.params, "trainable": t.trainable, "non_trainable": t.non_trainable},
+        }
+        click.echo(json.dumps(payload, indent=2))
+    else:
+        click.echo(format_summary(checked))
+
+
+@cli.command("compile")
+@spec_arg
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Output folder (default: out/<model name>). Replaced only on success.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["all", "savedmodel", "keras"]),
+    default="all",
+    show_default=True,
+    help="Which artifacts to write.",
+)
+@json_option
+@budget_option
+def compile_cmd(spec: Path, output: Path | None, fmt: str, as_json: bool, max_params: int) -> None:
+    """Compile a spec into a SavedModel and a trainable .keras archive."""
+    from .check import check_spec
+    from .save import check_destination
+    from .tf import quiet_environment
+
+    quiet_environment()
+    checked = _guard(lambda: check_spec(spec, max_params), as_json)
+    out = output or Path("out") / checked.name
+    _guard(lambda: check_destination(out.absolute()), as_json)
+
+    def run() -> Any:
+        from .build import build_model
+        from .save import save_artifacts
+
+        return save_artifacts(build_model(checked), checked, out, fmt)
+
+    art = _guard(run, as_json)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "ok": True,
+                    "output": str(art.root),
+                    "saved_model": str(art.saved_model) if art.saved_model else None,
+                    "keras": str(art.keras) if art.keras else None,
+                    "params": checked.totals.params,
+                },
+                indent=2,
+            )
+        )
+        return
+    ins = ", ".join(sorted(checked.doc["inputs"]))
+    outs = ", ".join(sorted(checked.doc["outputs"]))
+    click.echo(f"compiled {spec} -> {art.root} ({checked.totals.params:,} params)")
+    if art.saved_model:
+        click.echo(f"  SavedModel: {art.saved_model}  (serving_default: {ins} -> {outs})")
+    if art.keras:
+        click.echo(f"  Keras:      {art.keras}")
+
+
+@cli.command()
+def schema() -> None:
+    """Print the spec's JSON Schema (2020-12)."""
+    from .schema import schema_json
+
+    click.echo(schema_json(), nl=False)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE)
+    except click.exceptions.Abort:
+        click.echo("error: aborted", err=True)
+        sys.exit(EXIT_USAGE)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,261 @@
+"""Graph stage: a schema-valid spec becomes a networkx DiGraph.
+
+Nodes are the spec's inputs and nodes (shared layers are weights, not steps:
+each call of one is a node). Edges run from producer to consumer. This stage
+checks what the schema cannot: ids unique across sections, references that
+resolve, the right number of inputs per node, no cycles, and a graph in which
+every input is used and every node reaches an output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import networkx as nx
+
+from .errors import GraphError, PathPart, Problem, did_you_mean, quote_names
+from .merges import MERGES
+
+Slot = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Ref:
+    """One reference from a node to the node (or input) that feeds it.
+
+    Attributes:
+        slot: where it stands in ``inputs``: () for a single id, (i,) in a
+            list, (name,) or (name, i) in an object of named inputs.
+        source: the referenced id.
+        path: the JSON path of the reference.
+    """
+
+    slot: Slot
+    source: str
+    path: tuple[PathPart, ...]
+
+
+def iter_refs(inputs: Any, base: tuple[PathPart, ...]) -> Iterator[Ref]:
+    """Every reference in a node's ``inputs`` value, in order."""
+    if isinstance(inputs, str):
+        yield Ref((), inputs, base)
+    elif isinstance(inputs, list):
+        for i, ref in enumerate(inputs):
+            yield Ref((i,), ref, (*base, i))
+    elif isinstance(inputs, dict):
+        for name, value in inputs.items():
+            if isinstance(value, str):
+                yield Ref((name,), value, (*base, name))
+            else:
+                for i, ref in enumerate(value):
+                    yield Ref((name, i), ref, (*base, name, i))
+
+
+def node_kind(node: Mapping[str, Any]) -> str:
+    """``layer``, ``merge`` or ``shared`` for a spec node."""
+    for kind in ("layer", "merge", "shared"):
+        if kind in node:
+            return kind
+    raise ValueError("schema-valid nodes have a kind")
+
+
+def _arity_problems(nid: str, node: Mapping[str, Any], refs: list[Ref]) -> list[Problem]:
+    kind = node_kind(node)
+    path: tuple[PathPart, ...] = ("nodes", nid, "inputs")
+    inputs = node["inputs"]
+    if kind == "merge":
+        rule = MERGES[node["merge"]]
+        lo, hi = rule.arity
+        if not isinstance(inputs, list):
+            return [
+                Problem(path, f"merge `{nid}` ({rule.name}) takes a list of inputs", 'write ["a", "b", ...]')
+            ]
+        if len(refs) < lo or (hi is not None and len(refs) > hi):
+            want = f"exactly {lo}" if lo == hi else f"at least {lo}" if hi is None else f"{lo} to {hi}"
+            return [
+                Problem(
+                    path,
+                    f"merge `{nid}` ({rule.name}) needs {want} inputs. Received: {len(refs)}",
+                    "",
+                    "arity",
+                )
+            ]
+        return []
+    if isinstance(inputs, dict) or len(refs) != 1:
+        what = kind if kind == "layer" else "shared-layer call"
+        return [
+            Problem(
+                path,
+                f"a {what} node takes exactly one input. Received: {len(refs)}",
+                "merge several inputs first (concat, add, ...), then feed the merge's id",
+                "arity",
+            )
+        ]
+    return []
+
+
+def build_graph(doc: Mapping[str, Any], file: str | None = None) -> nx.DiGraph:
+    """Turn a schema-valid spec document into a checked dependency graph.
+
+    Args:
+        doc: the spec, already validated against the schema.
+        file: the spec's file name for messages.
+
+    Returns:
+        A DiGraph whose nodes are input and node ids, with attributes
+        ``kind`` (input/layer/merge/shared), ``spec`` (the JSON object),
+        ``refs`` (list of Ref, in order) and ``path``; graph attributes
+        ``outputs`` ({name: Ref}) and ``shared`` ({id: spec}).
+
+    Raises:
+        GraphError: with every duplicate id, dangling reference, wrong
+            input count, cycle, unused input or dead node.
+    """
+    inputs: Mapping[str, Any] = doc["inputs"]
+    nodes: Mapping[str, Any] = doc["nodes"]
+    shared: Mapping[str, Any] = doc.get("shared", {})
+    problems: list[Problem] = []
+
+    owner: dict[str, str] = {}
+    for section, ids in (("inputs", inputs), ("shared", shared), ("nodes", nodes)):
+        for nid in ids:
+            if nid in owner:
+                problems.append(
+                    Problem(
+                        (section, nid),
+                        f"id `{nid}` is used in both `{owner[nid]}` and `{section}`",
+                        "ids are unique across inputs, shared layers and nodes; rename one",
+                        "duplicate",
+                    )
+                )
+            else:
+                owner[nid] = section
+
+    g = nx.DiGraph(outputs={}, shared=dict(shared), name=doc.get("name", "model"))
+    for iid, spec in inputs.items():
+        g.add_node(iid, kind="input", spec=spec, refs=[], path=("inputs", iid))
+    for nid, spec in nodes.items():
+        if owner.get(nid) != "nodes":
+            continue
+        refs = list(iter_refs(spec["inputs"], ("nodes", nid, "inputs")))
+        g.add_node(nid, kind=node_kind(spec), spec=spec, refs=refs, path=("nodes", nid))
+        problems.extend(_arity_problems(nid, spec, refs))
+
+    producers = sorted(n for n in g.nodes)
+    used_shared: set[str] = set()
+    for nid, spec in nodes.items():
+        if owner.get(nid) != "nodes":
+            continue
+        if "shared" in spec:
+            sid = spec["shared"]
+            if sid in shared:
+                used_shared.add(sid)
+            else:
+                problems.append(_dangling(("nodes", nid, "shared"), sid, sorted(shared), "shared layer"))
+        for ref in g.nodes[nid]["refs"]:
+            if ref.source in g:
+                g.add_edge(ref.source, nid)
+            elif ref.source in shared:
+                problems.append(
+                    Problem(
+                        ref.path,
+                        f"`{ref.source}` is a shared layer, not a node",
+                        f'call it with a node {{"shared": "{ref.source}", "inputs": ...}} and reference that node',
+                        "reference",
+                    )
+                )
+            else:
+                problems.append(_dangling(ref.path, ref.source, producers, "node or input"))
+
+    for name, out in doc["outputs"].items():
+        ref = Ref((), out["from"], ("outputs", name, "from"))
+        g.graph["outputs"][name] = ref
+        if ref.source not in g:
+            problems.append(_dangling(ref.path, ref.source, producers, "node or input"))
+
+    problems.extend(_cycle_problems(g))
+    if not problems:
+        problems.extend(_reach_problems(g, shared, used_shared))
+    if problems:
+        raise GraphError(problems, file=file)
+    return g
+
+
+def _dangling(path: tuple[PathPart, ...], name: str, valid: list[str], what: str) -> Problem:
+    near = did_you_mean(name, valid)
+    if near:
+        hint = f"did you mean `{near[0]}`?"
+    elif valid:
+        hint = f"valid: {quote_names(valid)}"
+    else:
+        hint = f"define the {what} first"
+    return Problem(path, f"no {what} named `{name}`", hint, "reference")
+
+
+def _cycle_problems(g: nx.DiGraph) -> list[Problem]:
+    problems = []
+    for scc in sorted(nx.strongly_connected_components(g), key=min):
+        if len(scc) == 1:
+            (n,) = scc
+            if not g.has_edge(n, n):
+                continue
+        start = min(scc)
+        cycle = nx.find_cycle(g.subgraph(scc), source=start)
+        names = [u for u, _ in cycle] + [cycle[-1][1]]
+        closing = cycle[-1]
+        ref = next(r for r in g.nodes[closing[1]]["refs"] if r.source == closing[0])
+        problems.append(
+            Problem(
+                ref.path,
+                f"cycle: {' -> '.join(names)}",
+                "a spec is a directed acyclic graph; break the loop",
+                "cycle",
+            )
+        )
+    return problems
+
+
+def _reach_problems(g: nx.DiGraph, shared: Mapping[str, Any], used_shared: set[str]) -> list[Problem]:
+    live: set[str] = set()
+    for ref in g.graph["outputs"].values():
+        live.add(ref.source)
+        live |= nx.ancestors(g, ref.source)
+    problems = []
+    for n in sorted(g.nodes):
+        if n in live:
+            continue
+        if g.nodes[n]["kind"] == "input":
+            problems.append(
+                Problem(
+                    g.nodes[n]["path"],
+                    f"input `{n}` is not used by any node that reaches an output",
+                    "feed it to a node, or remove it",
+                    "unused",
+                )
+            )
+        else:
+            problems.append(
+                Problem(
+                    g.nodes[n]["path"],
+                    f"node `{n}` does not reach any output",
+                    "feed it into the graph or name it in `outputs`, or remove it",
+                    "unused",
+                )
+            )
+    for sid in sorted(set(shared) - used_shared):
+        problems.append(
+            Problem(
+                ("shared", sid),
+                f"shared layer `{sid}` is never called",
+                "call it from a node, or remove it",
+                "unused",
+            )
+        )
+    return problems
+
+
+def topo_order(g: nx.DiGraph) -> list[str]:
+    """Deterministic topological order: producers first, ties broken by id."""
+    return list(nx.lexicographical_topological_sort(g))

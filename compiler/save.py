@@ -1,0 +1,203 @@
+"""Save stage: write the compiled artifacts atomically.
+
+Everything is written into a staging folder on the same filesystem, then
+swapped into place in one rename. A compile that fails, or is killed, never
+leaves a half-written output and never damages the previous one; stale
+staging folders of killed runs are removed by the next run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .check import Checked
+from .errors import OutputError
+
+FORMATS = ("all", "savedmodel", "keras")
+MANIFEST = "fusec.json"
+_STAGE_PREFIX = ".fusec-stage-"
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    """Where a compile put things."""
+
+    root: Path
+    saved_model: Path | None
+    keras: Path | None
+    spec: Path
+
+
+def _error(out: Path, message: str, hint: str) -> OutputError:
+    return OutputError.single((), f"output `{out}`: {message}", hint, "output")
+
+
+def check_destination(out: Path) -> None:
+    """Refuse destinations fusec must not write or replace.
+
+    Raises:
+        OutputError: the path is a file, is an unrelated non-empty folder, or
+            its parent cannot be created or written.
+    """
+    if out.exists() or out.is_symlink():
+        if not out.is_dir() or out.is_symlink():
+            raise _error(out, "exists and is not a folder", "choose a folder path with -o")
+        if any(out.iterdir()) and not (out / MANIFEST).is_file():
+            raise _error(
+                out,
+                "is a non-empty folder that fusec did not write",
+                "choose a new or empty folder; fusec only replaces its own outputs",
+            )
+    parent = out.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _error(out, f"cannot create the parent folder: {exc.strerror}", "") from None
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise _error(out, f"the folder `{parent}` is not writable", "choose a writable location with -o")
+
+
+def _stage_root(out: Path) -> Path:
+    """The system temp folder when on the output's filesystem, else the output's parent."""
+    tmp = Path(tempfile.gettempdir())
+    try:
+        if tmp.stat().st_dev == out.parent.stat().st_dev:
+            return tmp
+    except OSError:
+        pass
+    return out.parent
+
+
+def _clean_stale(root: Path) -> None:
+    for stage in root.glob(f"{_STAGE_PREFIX}*"):
+        pid = stage.name.removeprefix(_STAGE_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stage, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths with renameat2(RENAME_EXCHANGE); False if unsupported."""
+    libc_name = ctypes.util.find_library("c")
+    if not libc_name:
+        return False
+    libc = ctypes.CDLL(libc_name, use_errno=True)
+    fn = getattr(libc, "renameat2", None)
+    if fn is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    rc = fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    return rc == 0
+
+
+def _swap_into_place(stage: Path, out: Path) -> None:
+    if not out.exists():
+        os.replace(stage, out)
+        return
+    if _exchange(stage, out):
+        shutil.rmtree(stage, ignore_errors=True)  # stage now holds the old output
+        return
+    backup = stage.with_name(stage.name + "-old")
+    os.replace(out, backup)
+    try:
+        os.replace(stage, out)
+    except OSError:
+        os.replace(backup, out)
+        raise
+    shutil.rmtree(backup, ignore_errors=True)
+
+
+def signature_of(model: Any) -> dict[str, Any]:
+    """Inputs and outputs of the serving signature: name -> shape and dtype."""
+
+    def spec(t: Any) -> dict[str, Any]:
+        return {"shape": list(t.shape), "dtype": str(t.dtype)}
+
+    return {
+        "inputs": {t.name: spec(t) for t in model.inputs},
+        "outputs": {name: spec(t) for name, t in model.output.items()},
+    }
+
+
+def save_artifacts(model: Any, checked: Checked, out: str | Path, fmt: str = "all") -> Artifacts:
+    """Write the SavedModel, the .keras archive, the spec and a manifest.
+
+    Layout of ``out``: ``saved_model/`` (``serving_default`` signature keyed
+    by the spec's input and output names), ``<name>.keras``, ``spec.json``
+    (the spec's exact bytes), ``spec.json.sha256`` and ``fusec.json`` (versions,
+    hash, signature, parameter counts).
+
+    Args:
+        model: the built Keras model.
+        checked: the checked spec it came from.
+        out: the output folder; replaced only when everything was written.
+        fmt: ``all``, ``savedmodel`` or ``keras``.
+
+    Returns:
+        The paths written.
+
+    Raises:
+        OutputError: the destination cannot be written or replaced.
+    """
+    import keras
+
+    from . import __version__
+
+    out = Path(out).absolute()
+    check_destination(out)
+    root = _stage_root(out)
+    _clean_stale(root)
+    stage = Path(tempfile.mkdtemp(prefix=f"{_STAGE_PREFIX}{os.getpid()}-", dir=root))
+    try:
+        saved = keras_path = None
+        if fmt in ("all", "savedmodel"):
+            saved = stage / "saved_model"
+            with contextlib.redirect_stdout(None):
+                model.export(str(saved), format="tf_saved_model", verbose=False)
+        if fmt in ("all", "keras"):
+            keras_path = stage / f"{checked.name}.keras"
+            model.save(str(keras_path))
+        (stage / "spec.json").write_text(checked.spec.text, encoding="utf-8")
+        (stage / "spec.json.sha256").write_text(f"{checked.spec.sha256}  spec.json\n", encoding="utf-8")
+        import tensorflow as tf
+
+        manifest = {
+            "fusec": __version__,
+            "keras": keras.__version__,
+            "tensorflow": tf.__version__,
+            "name": checked.name,
+            "spec_sha256": checked.spec.sha256,
+            "formats": [p for p in ("saved_model", "keras") if (saved if p == "saved_model" else keras_path)],
+            "signature": signature_of(model),
+            "params": {"trainable": checked.totals.trainable, "non_trainable": checked.totals.non_trainable},
+        }
+        (stage / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        os.chmod(stage, 0o755)  # mkdtemp makes it 0700
+        _swap_into_place(stage, out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return Artifacts(
+        out,
+        out / "saved_model" if saved else None,
+        out / f"{checked.name}.keras" if keras_path else None,
+        out / "spec.json",
+    )

@@ -1,0 +1,518 @@
+"""Schema stage: the spec's contract, as JSON Schema 2020-12.
+
+The schema is generated from the layer and merge registries, so the
+vocabulary is written once; ``schemas/fusec.schema.json`` is this generator's
+output, committed for editors and other tools (a test keeps the two equal, and
+``make schema`` rewrites it). Validation reports every violation, best match
+first, each translated into a message that names the rule, what was received
+and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from functools import lru_cache
+from typing import Any
+
+from .errors import Problem, SchemaError, did_you_mean, quote_names
+from .layers import LAYERS, REFUSED
+from .merges import MERGES
+from .rules import config_schema
+
+SCHEMA_ID = "https://fusec.dev/schemas/fusec-1.schema.json"
+ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+REF_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+
+DTYPES = ("float32", "float16", "bfloat16", "float64", "int32", "int64", "uint8", "bool")
+
+LOSSES = (
+    "mean_squared_error", "mse", "mean_absolute_error", "mae", "mean_absolute_percentage_error",
+    "mean_squared_logarithmic_error", "huber", "log_cosh", "binary_crossentropy",
+    "binary_focal_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy",
+    "kl_divergence", "poisson", "cosine_similarity", "hinge", "squared_hinge", "categorical_hinge",
+)  # fmt: skip
+
+METRICS = (
+    "accuracy", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
+    "top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy", "binary_crossentropy",
+    "categorical_crossentropy", "sparse_categorical_crossentropy", "mean_squared_error", "mse",
+    "mean_absolute_error", "mae", "root_mean_squared_error", "mean_absolute_percentage_error",
+    "cosine_similarity", "auc", "precision", "recall",
+)  # fmt: skip
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad", "adadelta", "adamax", "nadam", "lion", "ftrl")
+
+
+def _doc(schema: dict[str, Any], title: str, description: str) -> dict[str, Any]:
+    return {"title": title, "description": description, **schema}
+
+
+def _by_type(**branches: dict[str, Any]) -> dict[str, Any]:
+    """A union discriminated by JSON type, written so errors stay precise.
+
+    ``oneOf`` reports "not valid under any of the given schemas"; a type list
+    with one ``if type then branch`` per type reports the branch's own error.
+    """
+    return {
+        "type": list(branches),
+        "allOf": [{"if": {"type": t}, "then": b} for t, b in branches.items()],
+    }
+
+
+def _ref(what: str) -> dict[str, Any]:
+    return _doc({"type": "string", "pattern": REF_PATTERN}, "reference", f"The id of {what}.")
+
+
+def _inputs_schema() -> dict[str, Any]:
+    ref = _ref("an input or node whose output feeds this node")
+    refs = {"type": "array", "items": ref, "minItems": 1, "maxItems": 4096}
+    named = {
+        "type": "object",
+        "propertyNames": {"pattern": ID_PATTERN},
+        "additionalProperties": _by_type(string=ref, array=refs),
+        "minProperties": 1,
+    }
+    return _doc(
+        _by_type(string=ref, array=refs, object=named),
+        "inputs",
+        "What the node consumes: one id, a list of ids (merges), or an object of named inputs.",
+    )
+
+
+def _layer_configs() -> list[dict[str, Any]]:
+    return [
+        {
+            "if": {"properties": {"layer": {"const": name}}, "required": ["layer"]},
+            "then": {"properties": {"config": config_schema(rule)}},
+        }
+        for name, rule in LAYERS.items()
+    ]
+
+
+def _merge_configs() -> list[dict[str, Any]]:
+    out = []
+    for name, rule in MERGES.items():
+        props = {p.name: _doc(dict(p.schema), p.name, p.doc) for p in rule.params}
+        cfg: dict[str, Any] = {
+            "type": "object",
+            "title": f"{name} config",
+            "description": rule.doc,
+            "properties": props,
+            "additionalProperties": False,
+        }
+        required = [p.name for p in rule.params if p.required]
+        if required:
+            cfg["required"] = required
+        then: dict[str, Any] = {"properties": {"config": cfg}}
+        if any(p.required for p in rule.params):
+            then["required"] = ["config"]
+        out.append({"if": {"properties": {"merge": {"const": name}}, "required": ["merge"]}, "then": then})
+    return out
+
+
+def _layer_props() -> dict[str, Any]:
+    return {
+        "layer": _doc(
+            {"type": "string", "enum": sorted(LAYERS)}, "layer", "The Keras layer type (closed vocabulary)."
+        ),
+        "config": _doc({"type": "object"}, "config", "The layer's keyword arguments (data only)."),
+        "trainable": _doc({"type": "boolean"}, "trainable", "False freezes the layer's weights."),
+        "doc": _doc(
+            {"type": "string", "maxLength": 2000}, "doc", "Free text shown in summaries and diagrams."
+        ),
+    }
+
+
+def _node_schema() -> dict[str, Any]:
+    props = {
+        **_layer_props(),
+        "merge": _doc({"type": "string", "enum": list(MERGES)}, "merge", "The fusion mode of a merge node."),
+        "shared": _doc(
+            {"type": "string", "pattern": ID_PATTERN},
+            "shared",
+            "Calls the layer defined under `shared` with this id: every call uses one set of weights.",
+        ),
+        "inputs": _inputs_schema(),
+    }
+    return {
+        "type": "object",
+        "title": "node",
+        "description": "One step of the graph: a layer, a merge, or a call of a shared layer.",
+        "properties": props,
+        "additionalProperties": False,
+        "required": ["inputs"],
+        "oneOf": [{"required": ["layer"]}, {"required": ["merge"]}, {"required": ["shared"]}],
+        "allOf": [
+            *_layer_configs(),
+            *_merge_configs(),
+            {
+                "if": {"required": ["shared"]},
+                "then": {"not": {"anyOf": [{"required": ["config"]}, {"required": ["trainable"]}]}},
+            },
+            {"if": {"required": ["merge"]}, "then": {"not": {"required": ["trainable"]}}},
+        ],
+    }
+
+
+def _shared_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "title": "shared layer",
+        "description": "A layer defined once and called by several nodes; all calls share its weights.",
+        "properties": _layer_props(),
+        "required": ["layer"],
+        "additionalProperties": False,
+        "allOf": _layer_configs(),
+    }
+
+
+def _input_schema() -> dict[str, Any]:
+    dim = {"type": ["integer", "null"], "minimum": 1, "maximum": 1 << 24}
+    return {
+        "type": "object",
+        "title": "input",
+        "description": "A model input; its id names the serving signature's argument.",
+        "properties": {
+            "shape": _doc(
+                {"type": "array", "items": dim, "maxItems": 8},
+                "shape",
+                "Shape without the batch axis; null for a dimension of variable size.",
+            ),
+            "dtype": _doc(
+                {"type": "string", "enum": list(DTYPES)}, "dtype", "Element type. Default: float32."
+            ),
+            "doc": _doc({"type": "string", "maxLength": 2000}, "doc", "Free text."),
+        },
+        "required": ["shape"],
+        "additionalProperties": False,
+    }
+
+
+def _output_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "title": "output",
+        "description": "A model output; its name keys the serving signature's result and the loss.",
+        "properties": {
+            "from": _ref("the node whose output this is"),
+            "loss": _doc(
+                {"type": ["string", "null"], "enum": [*LOSSES, None]},
+                "loss",
+                "Training loss for this output (null: not trained directly).",
+            ),
+            "loss_weight": _doc(
+                {"type": "number", "minimum": 0, "maximum": 1e6},
+                "loss_weight",
+                "Weight of this loss. Default: 1.",
+            ),
+            "metrics": _doc(
+                {"type": "array", "items": {"type": "string", "enum": list(METRICS)}, "uniqueItems": True},
+                "metrics",
+                "Metrics reported for this output.",
+            ),
+            "doc": _doc({"type": "string", "maxLength": 2000}, "doc", "Free text."),
+        },
+        "required": ["from"],
+        "additionalProperties": False,
+    }
+
+
+def _training_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "title": "training",
+        "description": "How model.compile sets up training.",
+        "properties": {
+            "optimizer": _doc(
+                {"type": "string", "enum": list(OPTIMIZERS)}, "optimizer", "Optimizer by name. Default: adam."
+            ),
+            "learning_rate": _doc(
+                {"type": "number", "exclusiveMinimum": 0, "maximum": 10},
+                "learning_rate",
+                "Learning rate. Default: the optimizer's own (0.001 for adam).",
+            ),
+            "clipnorm": _doc(
+                {"type": "number", "exclusiveMinimum": 0}, "clipnorm", "Clip each gradient to this norm."
+            ),
+            "weight_decay": _doc(
+                {"type": "number", "minimum": 0, "maximum": 1}, "weight_decay", "Decoupled weight decay."
+            ),
+        },
+        "additionalProperties": False,
+    }
+
+
+def _section(item: dict[str, Any], title: str, description: str, min_items: int = 0) -> dict[str, Any]:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "title": title,
+        "description": description,
+        "propertyNames": {"pattern": ID_PATTERN},
+        "additionalProperties": item,
+        "maxProperties": 20000,
+    }
+    if min_items:
+        schema["minProperties"] = min_items
+    return schema
+
+
+@lru_cache(maxsize=1)
+def generate_schema() -> dict[str, Any]:
+    """Return the spec's JSON Schema (2020-12), generated from the registries.
+
+    Returns:
+        The schema as a dict; ``json.dumps(..., indent=2, sort_keys=True)`` of
+        it is the committed ``schemas/fusec.schema.json``.
+    """
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "fusec spec",
+        "description": "A neural network as a graph of inputs, layers, shared layers, merges and outputs.",
+        "type": "object",
+        "properties": {
+            "$schema": _doc({"type": "string"}, "$schema", "The schema this file follows (for editors)."),
+            "fusec": _doc({"const": 1}, "fusec", "Spec format version. This schema describes version 1."),
+            "name": _doc(
+                {"type": "string", "pattern": ID_PATTERN}, "name", "Model name (the Keras model's name)."
+            ),
+            "doc": _doc({"type": "string", "maxLength": 20000}, "doc", "Free text about the model."),
+            "seed": _doc(
+                {"type": "integer", "minimum": 0, "maximum": (1 << 31) - 1},
+                "seed",
+                "Seed for weight initialisation: the same spec and seed give identical weights.",
+            ),
+            "inputs": _section(_input_schema(), "inputs", "Model inputs by id.", 1),
+            "shared": _section(_shared_schema(), "shared", "Layers called by several nodes, by id."),
+            "nodes": _section(
+                _node_schema(), "nodes", "The graph's nodes by id; file order does not matter.", 1
+            ),
+            "outputs": _section(_output_schema(), "outputs", "Model outputs by name.", 1),
+            "training": _training_schema(),
+        },
+        "required": ["fusec", "inputs", "nodes", "outputs"],
+        "additionalProperties": False,
+    }
+
+
+def schema_json() -> str:
+    """The schema as the text committed in ``schemas/fusec.schema.json``."""
+    return json.dumps(generate_schema(), indent=2, sort_keys=True) + "\n"
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Any:
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(generate_schema())
+
+
+_JSON_TYPES = {
+    "object": dict,
+    "array": list,
+    "string": str,
+    "boolean": bool,
+    "null": type(None),
+}
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    for name, cls in _JSON_TYPES.items():
+        if isinstance(value, cls):
+            return name
+    return type(value).__name__
+
+
+def _type_ok(value: Any, t: str) -> bool:
+    actual = _json_type(value)
+    return actual == t or (t == "number" and actual == "integer")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str) and len(value) <= 60 and "`" not in value:
+        return f"`{value}`"
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _owner(doc: Any, path: tuple[Any, ...]) -> str:
+    """A few words naming what the object at ``path`` is, for messages."""
+    if len(path) >= 3 and path[-1] == "config":
+        parent = _get(doc, path[:-1])
+        if isinstance(parent, dict):
+            if "layer" in parent:
+                return f"{parent['layer']} config"
+            if "merge" in parent:
+                return f"merge ({parent['merge']}) config"
+    if len(path) == 2 and path[0] in ("nodes", "shared", "inputs", "outputs"):
+        return {"nodes": "node", "shared": "shared layer", "inputs": "input", "outputs": "output"}[path[0]]
+    if not path:
+        return "spec"
+    return str(path[-1])
+
+
+def _get(doc: Any, path: Iterable[Any]) -> Any:
+    for part in path:
+        try:
+            doc = doc[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return doc
+
+
+_ID_HINT = "use letters, digits and _, starting with a letter or _, at most 64 characters"
+
+
+def _translate(err: Any, doc: Any) -> list[Problem]:
+    path = tuple(err.absolute_path)
+    v, inst, sv = err.validator, err.instance, err.validator_value
+    schema = err.schema
+    if v == "additionalProperties":
+        allowed = sorted(schema.get("properties", {}))
+        extras = [k for k in inst if k not in schema.get("properties", {})]
+        out = []
+        for key in extras:
+            near = did_you_mean(key, allowed)
+            if near:
+                hint = f"did you mean `{near[0]}`?"
+            elif allowed:
+                hint = f"valid keys: {quote_names(allowed)}"
+            else:
+                hint = "this object takes no keys"
+            out.append(Problem((*path, key), f"unknown key `{key}` in {_owner(doc, path)}", hint, "schema"))
+        return out
+    if v == "required":
+        missing = [k for k in sv if k not in inst]
+        return [
+            Problem(path, f"{_owner(doc, path)} is missing the required key `{k}`", "", "schema")
+            for k in missing
+        ]
+    if v == "oneOf" and all(set(b) == {"required"} for b in sv):
+        kinds = [b["required"][0] for b in sv]
+        given = [k for k in kinds if k in inst]
+        received = "none of them" if not given else "both " + " and ".join(f"`{k}`" for k in given)
+        return [
+            Problem(
+                path,
+                f"a node needs exactly one of {quote_names(kinds)}. Received: {received}",
+                "keep one kind per node",
+                "schema",
+            )
+        ]
+    if v in ("oneOf", "anyOf"):
+        fits = [i for i, b in enumerate(sv) if "type" in b and _type_ok(inst, b["type"])]
+        if len(fits) == 1:
+            sub = [e for e in err.context if e.schema_path and e.schema_path[0] == fits[0]]
+            if sub:
+                return [p for e in sub for p in _translate(e, doc)]
+        types = [b.get("type", "value") for b in sv]
+        return [
+            Problem(
+                path,
+                f"expected {' or '.join(map(str, types))}. Received: {_show(inst)}",
+                "",
+                "schema",
+            )
+        ]
+    if v == "not":
+        key = "config" if "config" in inst else "trainable"
+        if "shared" in inst:
+            return [
+                Problem(
+                    (*path, key),
+                    f"a `shared` node cannot set `{key}`: every call uses the shared layer's own",
+                    "set it on the layer under `shared`",
+                    "schema",
+                )
+            ]
+        return [
+            Problem(
+                (*path, "trainable"), "a merge node has no weights to freeze", "remove `trainable`", "schema"
+            )
+        ]
+    if v == "type":
+        want = sv if isinstance(sv, list) else [sv]
+        return [
+            Problem(
+                path,
+                f"expected {' or '.join(want)}. Received: {_json_type(inst)} {_show(inst)}",
+                "",
+                "schema",
+            )
+        ]
+    if v == "enum":
+        field = path[-1] if path else ""
+        if field == "layer" and isinstance(inst, str) and inst in REFUSED:
+            return [Problem(path, f"layer `{inst}` is refused: it {REFUSED[inst]}", "", "refused")]
+        choices = [c for c in sv if c is not None]
+        near = did_you_mean(str(inst), [str(c) for c in choices])
+        what = (
+            "layer type" if field == "layer" else "merge mode" if field == "merge" else f"value for `{field}`"
+        )
+        hint = f"did you mean `{near[0]}`?" if near else f"valid: {quote_names([str(c) for c in choices])}"
+        return [Problem(path, f"unknown {what} {_show(inst)}", hint, "schema")]
+    if v == "const" and path == ("fusec",):
+        return [
+            Problem(
+                path, f"unsupported spec version {_show(inst)}", f"this fusec reads version {sv}", "version"
+            )
+        ]
+    if v == "pattern" and "propertyNames" in err.absolute_schema_path:
+        return [Problem((*path, inst), f"{_show(inst)} is not a valid id", _ID_HINT, "schema")]
+    if v == "pattern":
+        return [Problem(path, f"{_show(inst)} is not a valid id", _ID_HINT, "schema")]
+    if v == "propertyNames":
+        return [Problem((*path, inst), f"{_show(inst)} is not a valid id", _ID_HINT, "schema")]
+    bounds = {
+        "minimum": ">=",
+        "maximum": "<=",
+        "exclusiveMinimum": ">",
+        "exclusiveMaximum": "<",
+    }
+    if v in bounds:
+        return [Problem(path, f"must be {bounds[v]} {sv}. Received: {_show(inst)}", "", "schema")]
+    return [Problem(path, err.message, "", "schema")]
+
+
+def validate_schema(doc: Any, file: str | None = None) -> None:
+    """Validate a loaded document against the spec schema.
+
+    Args:
+        doc: the parsed spec.
+        file: the file name for messages.
+
+    Raises:
+        SchemaError: with every violation, the best match first.
+    """
+    from jsonschema.exceptions import best_match
+
+    errors = list(_validator().iter_errors(doc))
+    if not errors:
+        return
+    best = best_match(errors)
+    ordered = [best] + sorted(
+        (e for e in errors if e is not best), key=lambda e: [str(p) for p in e.absolute_path]
+    )
+    # A node that is two kinds at once also breaks each kind's config rules;
+    # only the kind error is worth reading.
+    confused = {
+        tuple(e.absolute_path) for e in errors if e.validator == "oneOf" and e.path and e.path[0] == "nodes"
+    }
+    problems: list[Problem] = []
+    seen: set[tuple[str, str]] = set()
+    for err in ordered:
+        if any(tuple(err.absolute_path)[: len(c) + 1] == (*c, "config") for c in confused):
+            continue
+        for p in _translate(err, doc):
+            key = (p.jsonpath, p.message)
+            if key not in seen:
+                seen.add(key)
+                problems.append(p)
+    raise SchemaError(problems, file=file)

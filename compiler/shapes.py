@@ -1,0 +1,175 @@
+"""Shapes stage: static output shapes and parameter counts, in pure Python.
+
+Walks the graph in topological order and applies each node's layer or merge
+rule to the shapes of its inputs. A shared layer's weights are counted once,
+at its first call; later calls must fit the same weights. A node whose inputs
+failed is skipped, so one mistake is reported once, not once per descendant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import networkx as nx
+
+from .errors import PathPart, Problem, RuleError, ShapeError
+from .graph import topo_order
+from .layers import LAYERS
+from .merges import MERGES
+from .rules import Out, Shape, fmt_shape
+
+DEFAULT_MAX_PARAMS = 500_000_000  # 2 GB of float32 weights
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """What the checker knows about one node.
+
+    Attributes:
+        kind: input, layer, merge or shared.
+        op: the layer type, merge mode, or (for inputs) the dtype.
+        shape: output shape, batch axis (None) first.
+        trainable: trainable parameters this node adds (0 for a repeat call).
+        non_trainable: non-trainable parameters this node adds.
+        shared: the shared layer's id for a shared call, else None.
+        call: 1-based index of this call among the shared layer's calls.
+    """
+
+    kind: str
+    op: str
+    shape: Shape
+    trainable: int = 0
+    non_trainable: int = 0
+    shared: str | None = None
+    call: int = 0
+
+    @property
+    def params(self) -> int:
+        return self.trainable + self.non_trainable
+
+
+@dataclass(frozen=True)
+class Totals:
+    trainable: int
+    non_trainable: int
+
+    @property
+    def params(self) -> int:
+        return self.trainable + self.non_trainable
+
+
+def _freeze(out: Out, trainable: bool) -> Out:
+    if trainable:
+        return out
+    return Out(out.shape, 0, out.trainable + out.non_trainable)
+
+
+def _rule_problem(
+    exc: RuleError, base: tuple[PathPart, ...], subject: str, config_base: tuple[PathPart, ...]
+) -> Problem:
+    path = (*config_base, "config", exc.key) if exc.key else (*base, "inputs")
+    return Problem(path, f"{subject} {exc.message}", exc.hint, "shape")
+
+
+def infer_shapes(
+    g: nx.DiGraph, file: str | None = None, max_params: int = DEFAULT_MAX_PARAMS
+) -> dict[str, NodeInfo]:
+    """Compute every node's output shape and parameter counts.
+
+    Args:
+        g: a graph from ``build_graph``.
+        file: the spec's file name for messages.
+        max_params: refuse models with more parameters than this.
+
+    Returns:
+        NodeInfo per node id, in topological order.
+
+    Raises:
+        ShapeError: with every shape mismatch, out-of-range config and
+            shared-layer misuse found, or a model over ``max_params``.
+    """
+    shared: Mapping[str, Any] = g.graph["shared"]
+    info: dict[str, NodeInfo] = {}
+    problems: list[Problem] = []
+    shared_weights: dict[str, tuple[int, int, str, Shape]] = {}
+    shared_calls: dict[str, int] = {}
+
+    for nid in topo_order(g):
+        attrs = g.nodes[nid]
+        spec, kind, path = attrs["spec"], attrs["kind"], attrs["path"]
+        if kind == "input":
+            info[nid] = NodeInfo("input", spec.get("dtype", "float32"), (None, *spec["shape"]))
+            continue
+        refs = attrs["refs"]
+        if any(r.source not in info for r in refs):
+            continue  # an upstream node failed; its problem is already reported
+        try:
+            if kind == "merge":
+                rule = MERGES[spec["merge"]]
+                subject = f"merge `{nid}` ({rule.name})"
+                sources = [(r.source, info[r.source].shape) for r in refs]
+                out = rule.infer(sources, rule.resolve(spec.get("config", {})))
+                info[nid] = NodeInfo("merge", rule.name, out.shape, out.trainable, out.non_trainable)
+                continue
+            in_shape = info[refs[0].source].shape
+            if kind == "layer":
+                lrule = LAYERS[spec["layer"]]
+                subject = f"node `{nid}` ({lrule.name}):"
+                out = _freeze(
+                    lrule.infer(in_shape, lrule.resolve(spec.get("config", {}))), spec.get("trainable", True)
+                )
+                info[nid] = NodeInfo("layer", lrule.name, out.shape, out.trainable, out.non_trainable)
+                continue
+            sid = spec["shared"]
+            layer = shared[sid]
+            lrule = LAYERS[layer["layer"]]
+            subject = f"node `{nid}` (call of shared `{sid}`, {lrule.name}):"
+            out = _freeze(
+                lrule.infer(in_shape, lrule.resolve(layer.get("config", {}))), layer.get("trainable", True)
+            )
+        except RuleError as exc:
+            config_base: tuple[PathPart, ...] = ("shared", spec["shared"]) if kind == "shared" else path
+            problems.append(_rule_problem(exc, path, subject, config_base))
+            continue
+        shared_calls[sid] = shared_calls.get(sid, 0) + 1
+        first = shared_weights.get(sid)
+        if first is None:
+            shared_weights[sid] = (out.trainable, out.non_trainable, nid, in_shape)
+            info[nid] = NodeInfo("shared", lrule.name, out.shape, out.trainable, out.non_trainable, sid, 1)
+        elif (out.trainable, out.non_trainable) != first[:2]:
+            problems.append(
+                Problem(
+                    (*path, "inputs"),
+                    f"node `{nid}` calls shared layer `{sid}` on an input its weights do not fit. "
+                    f"Received: {fmt_shape(in_shape)} here, {fmt_shape(first[3])} at its first call `{first[2]}`",
+                    "feed every call inputs of one shape, or use separate layers",
+                    "shape",
+                )
+            )
+        else:
+            info[nid] = NodeInfo("shared", lrule.name, out.shape, 0, 0, sid, shared_calls[sid])
+
+    if not problems:
+        totals = total_params(info)
+        if totals.params > max_params:
+            problems.append(
+                Problem(
+                    (),
+                    f"the model has {totals.params:,} parameters, over the budget of {max_params:,}",
+                    "shrink the layers, or raise the budget with --max-params",
+                    "budget",
+                )
+            )
+    if problems:
+        raise ShapeError(problems, file=file)
+    return info
+
+
+def total_params(info: Mapping[str, NodeInfo]) -> Totals:
+    """Trainable and non-trainable parameter totals (shared weights once)."""
+    return Totals(
+        sum(i.trainable for i in info.values()),
+        sum(i.non_trainable for i in info.values()),
+    )
