@@ -173,6 +173,10 @@ def save_artifacts(model: Any, checked: Checked, out: str | Path, fmt: str = "al
             with contextlib.redirect_stdout(None):
                 model.export(str(saved), format="tf_saved_model", verbose=False)
         if fmt in ("all", "keras"):
+            if getattr(model, "optimizer", None) is not None and not model.optimizer.built:
+                # Save the optimizer's slots too, so reloading for more training
+                # restores a complete optimizer instead of warning and skipping it.
+                model.optimizer.build(model.trainable_variables)
             keras_path = stage / f"{checked.name}.keras"
             model.save(str(keras_path))
         (stage / "spec.json").write_text(checked.spec.text, encoding="utf-8")

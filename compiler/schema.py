@@ -11,7 +11,7 @@ and the fix.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -76,8 +76,26 @@ def _inputs_schema() -> dict[str, Any]:
     return _doc(
         _by_type(string=ref, array=refs, object=named),
         "inputs",
-        "What the node consumes: one id, a list of ids (merges), or an object of named inputs.",
+        "What the node consumes: one id, a list of ids (merges), or an object of named inputs "
+        '(gated: {"experts": [...], "gate": "g"}).',
     )
+
+
+def _slots_schema(name: str, slots: Mapping[str, str], docs: Mapping[str, str]) -> dict[str, Any]:
+    """The ``inputs`` object of a merge with named slots (counts are checked by the graph stage)."""
+    props = {}
+    for slot, kind in slots.items():
+        ref = _ref("an input or node")
+        item = ref if kind == "one" else {"type": "array", "items": ref, "minItems": 1, "maxItems": 4096}
+        props[slot] = _doc(item, slot, docs.get(slot, ""))
+    return {
+        "type": "object",
+        "title": f"{name} inputs",
+        "description": f"Named inputs of a {name} merge.",
+        "properties": props,
+        "required": list(slots),
+        "additionalProperties": False,
+    }
 
 
 def _layer_configs() -> list[dict[str, Any]]:
@@ -105,6 +123,8 @@ def _merge_configs() -> list[dict[str, Any]]:
         if required:
             cfg["required"] = required
         then: dict[str, Any] = {"properties": {"config": cfg}}
+        if rule.slots is not None:
+            then["properties"]["inputs"] = _slots_schema(name, rule.slots, rule.slot_docs)
         if any(p.required for p in rule.params):
             then["required"] = ["config"]
         out.append({"if": {"properties": {"merge": {"const": name}}, "required": ["merge"]}, "then": then})
@@ -303,9 +323,14 @@ def schema_json() -> str:
 
 @lru_cache(maxsize=1)
 def _validator() -> Any:
-    from jsonschema import Draft202012Validator
+    from jsonschema import Draft202012Validator, validators
 
-    return Draft202012Validator(generate_schema())
+    # JSON Schema counts 4.0 as an integer; Keras does not, so a spec may not.
+    checker = Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
+    )
+    strict = validators.extend(Draft202012Validator, type_checker=checker)
+    return strict(generate_schema())
 
 
 _JSON_TYPES = {

@@ -1,0 +1,37 @@
+"""Small spec builders shared by the tests."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+BASE: dict[str, Any] = {
+    "fusec": 1,
+    "name": "tiny",
+    "seed": 1,
+    "inputs": {"x": {"shape": [8]}},
+    "nodes": {
+        "h": {"layer": "Dense", "config": {"units": 4, "activation": "relu"}, "inputs": "x"},
+        "y": {"layer": "Dense", "config": {"units": 1}, "inputs": "h"},
+    },
+    "outputs": {"y": {"from": "y", "loss": "mse"}},
+}
+
+
+def spec(**sections: Any) -> dict[str, Any]:
+    """A copy of BASE with whole top-level sections replaced."""
+    doc = copy.deepcopy(BASE)
+    doc.update(copy.deepcopy(sections))
+    return doc
+
+
+def write(tmp: Path, doc: Any, name: str = "spec.json") -> Path:
+    path = tmp / name
+    text = doc if isinstance(doc, (str, bytes)) else json.dumps(doc)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    return path

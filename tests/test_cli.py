@@ -1,0 +1,259 @@
+"""The command line, end to end: every bundled spec compiles and serves.
+
+Compiles run in-process (one TensorFlow import for the whole session); the
+SavedModels are then loaded and served in a separate Python process in which
+importing fusec fails, exactly as an app without fusec would load them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from helpers import spec, write
+
+from conftest import ROOT, SPECS
+from fusec.cli import cli
+
+ALL_SPECS = sorted(SPECS.glob("*.json"))
+BLOCK_FUSEC = textwrap.dedent(
+    """
+    import sys
+    class _Block:
+        def find_spec(self, name, path=None, target=None):
+            if name == "fusec" or name.startswith("fusec."):
+                raise ImportError("fusec must not be imported here")
+    sys.meta_path.insert(0, _Block())
+    """
+)
+
+
+def run(*args: str) -> Any:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory: pytest.TempPathFactory, keras: Any) -> dict[str, Path]:
+    """Every bundled spec compiled once, by the CLI, in this process."""
+    root = tmp_path_factory.mktemp("compiled")
+    outs = {}
+    for path in ALL_SPECS:
+        out = root / path.stem
+        result = run("compile", str(path), "-o", str(out))
+        assert result.exit_code == 0, result.output
+        assert f"SavedModel: {out / 'saved_model'}" in result.output
+        outs[path.stem] = out
+    return outs
+
+
+def test_artifacts_written(compiled: dict[str, Path]) -> None:
+    import hashlib
+
+    for stem, out in compiled.items():
+        manifest = json.loads((out / "fusec.json").read_text())
+        spec_bytes = (SPECS / f"{stem}.json").read_bytes()
+        assert (out / "spec.json").read_bytes() == spec_bytes
+        digest = hashlib.sha256(spec_bytes).hexdigest()
+        assert manifest["spec_sha256"] == digest
+        assert (out / "spec.json.sha256").read_text().split()[0] == digest
+        assert (out / "saved_model" / "saved_model.pb").is_file()
+        assert (out / f"{manifest['name']}.keras").is_file()
+        doc = json.loads(spec_bytes)
+        assert sorted(manifest["signature"]["inputs"]) == sorted(doc["inputs"])
+        assert sorted(manifest["signature"]["outputs"]) == sorted(doc["outputs"])
+
+
+def test_saved_models_serve_without_fusec(compiled: dict[str, Path]) -> None:
+    """An app with plain TensorFlow loads and calls every SavedModel by the spec's names."""
+    script = BLOCK_FUSEC + textwrap.dedent(
+        """
+        import json, os, sys
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+        import numpy as np
+        import tensorflow as tf
+        try:
+            import fusec  # noqa: F401
+        except ImportError:
+            pass
+        else:
+            raise SystemExit("fusec was importable")
+        report = {}
+        for out in sys.argv[1:]:
+            manifest = json.load(open(os.path.join(out, "fusec.json")))
+            serve = tf.saved_model.load(os.path.join(out, "saved_model")).signatures["serving_default"]
+            kwargs = {}
+            for name, sig in manifest["signature"]["inputs"].items():
+                shape = [2 if d is None else d for d in sig["shape"]]
+                kwargs[name] = tf.zeros(shape, dtype=sig["dtype"])
+            result = serve(**kwargs)
+            report[os.path.basename(out)] = {k: list(v.shape) for k, v in result.items()}
+        print(json.dumps(report))
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *map(str, compiled.values())],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd="/",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    for stem, out in compiled.items():
+        manifest = json.loads((out / "fusec.json").read_text())
+        expected = {k: [2 if d is None else d for d in v["shape"]] for k, v in manifest["signature"]["outputs"].items()}
+        assert report[stem] == expected, stem
+
+
+def test_keras_archive_reloads_and_trains(compiled: dict[str, Path], keras: Any) -> None:
+    import numpy as np
+
+    import fusec  # noqa: F401  (registers fusec's own layers, if a spec uses them)
+
+    rng = np.random.default_rng(0)
+
+    for stem, out in compiled.items():
+        manifest = json.loads((out / "fusec.json").read_text())
+        model = keras.models.load_model(out / f"{manifest['name']}.keras")
+        before = [w.copy() for w in model.get_weights()]
+        x = {}
+        for name, sig in manifest["signature"]["inputs"].items():
+            shape = [4 if d is None else d for d in sig["shape"]]
+            x[name] = np.ones(shape, "int32") if "int" in sig["dtype"] else rng.normal(size=shape).astype(sig["dtype"])
+        doc = json.loads((out / "spec.json").read_text())
+        y = {}
+        for name, sig in manifest["signature"]["outputs"].items():
+            loss = doc["outputs"][name].get("loss") or ""
+            shape = [4 if d is None else d for d in sig["shape"]]
+            if loss.startswith("sparse"):
+                shape = shape[:-1]  # sparse losses take class ids
+            if loss:
+                y[name] = np.ones(shape, "float32") if loss.startswith("sparse") else np.full(shape, 0.5, "float32")
+        model.fit(x, y, epochs=1, verbose=0)
+        after = model.get_weights()
+        assert any(not np.array_equal(a, b) for a, b in zip(before, after, strict=True)), stem
+
+
+def test_console_script_is_quiet_and_prints_location(tmp_path: Path) -> None:
+    """The installed `fusec` command: no TensorFlow banner, the SavedModel's path printed."""
+    exe = Path(sys.executable).with_name("fusec")
+    out = tmp_path / "model"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_CPP")}
+    proc = subprocess.run(
+        [str(exe), "compile", str(SPECS / "multitask_shared.json"), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert f"SavedModel: {out / 'saved_model'}" in proc.stdout
+
+
+@pytest.fixture(scope="module")
+def no_tf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A PYTHONPATH entry that makes TensorFlow and Keras unimportable."""
+    shim = tmp_path_factory.mktemp("no_tf")
+    for mod in ("tensorflow", "keras"):
+        (shim / mod).mkdir()
+        (shim / mod / "__init__.py").write_text(f"raise ImportError('{mod} is blocked in this test')\n")
+    return shim
+
+
+@pytest.mark.parametrize("command", ["check", "summary"])
+def test_static_commands_never_import_tensorflow(no_tf: Path, command: str) -> None:
+    env = {**os.environ, "PYTHONPATH": str(no_tf)}
+    for path in ALL_SPECS:
+        proc = subprocess.run(
+            [sys.executable, "-m", "fusec.cli", command, str(path)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        assert proc.returncode == 0, (path, proc.stderr)
+
+
+BROKEN = [
+    ("cycle", spec(nodes={"h": {"layer": "Dense", "config": {"units": 4}, "inputs": "y"}, "y": {"layer": "Dense", "config": {"units": 1}, "inputs": "h"}}), "$.nodes.", "cycle: h -> y -> h"),
+    ("dangling", spec(nodes={"h": {"layer": "Dense", "config": {"units": 4}, "inputs": "xx"}, "y": {"layer": "Dense", "config": {"units": 1}, "inputs": "h"}}), "$.nodes.h.inputs", "did you mean `x`?"),
+    ("layer-typo", spec(nodes={"y": {"layer": "Dnese", "config": {"units": 1}, "inputs": "x"}}), "$.nodes.y.layer", "did you mean `Dense`?"),
+    ("config-key", spec(nodes={"y": {"layer": "Dense", "config": {"units": 1, "activaton": "relu"}, "inputs": "x"}}), "$.nodes.y.config.activaton", "did you mean `activation`?"),
+    ("merge-shape", spec(inputs={"a": {"shape": [32]}, "b": {"shape": [16]}}, nodes={"y": {"merge": "add", "inputs": ["a", "b"]}}), "$.nodes.y.inputs", "Received: (None, 32) from `a`, (None, 16) from `b`"),
+    ("duplicate-id", spec(inputs={"x": {"shape": [8]}, "y": {"shape": [1]}}), "$.nodes.y", "used in both"),
+    ("unused-input", spec(inputs={"x": {"shape": [8]}, "z": {"shape": [1]}}), "$.inputs.z", "not used"),
+    ("dead-node", spec(nodes={"h": {"layer": "Dense", "config": {"units": 4}, "inputs": "x"}, "y": {"layer": "Dense", "config": {"units": 1}, "inputs": "x"}}), "$.nodes.h", "does not reach any output"),
+    ("lambda", spec(nodes={"y": {"layer": "Lambda", "inputs": "x"}}), "$.nodes.y.layer", "refused"),
+    ("version", {**spec(), "fusec": 99}, "$.fusec", "reads version 1"),
+    ("not-json", "{nodes: []}", "$", "not valid JSON"),
+    ("duplicate-key", '{"fusec": 1, "fusec": 1}', "$.fusec", "more than once"),
+]
+
+
+@pytest.mark.parametrize(("doc", "path", "fragment"), [b[1:] for b in BROKEN], ids=[b[0] for b in BROKEN])
+def test_broken_spec_one_clean_line(tmp_path: Path, doc: Any, path: str, fragment: str) -> None:
+    file = write(tmp_path, doc, "broken.json")
+    result = CliRunner().invoke(cli, ["check", str(file)])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith(f"error: {file}: {path}")
+    assert fragment in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_json_errors(tmp_path: Path) -> None:
+    file = write(tmp_path, BROKEN[1][1])
+    result = CliRunner().invoke(cli, ["check", "--json", str(file)])
+    assert result.exit_code == 1
+    payload = json.loads(result.output)
+    assert payload["ok"] is False
+    (err,) = payload["files"][0]["errors"]
+    assert err == {
+        "file": str(file),
+        "path": "$.nodes.h.inputs",
+        "code": "reference",
+        "message": "no node or input named `xx`",
+        "hint": "did you mean `x`?",
+    }
+
+
+def test_check_many_reports_each(tmp_path: Path) -> None:
+    good = write(tmp_path, spec(), "good.json")
+    bad = write(tmp_path, BROKEN[2][1], "bad.json")
+    result = CliRunner().invoke(cli, ["check", str(good), str(bad)])
+    assert result.exit_code == 1
+    assert f"ok: {good}" in result.output and f"error: {bad}" in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [[], ["check"], ["compile"], ["frobnicate"], ["check", "--bogus", "x.json"], ["compile", "x.json", "--format", "onnx"]],
+    ids=["none", "check-no-spec", "compile-no-spec", "unknown-command", "unknown-option", "bad-format"],
+)
+def test_usage_errors_exit_2(args: list[str]) -> None:
+    proc = subprocess.run([sys.executable, "-m", "fusec.cli", *args], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_version_and_schema() -> None:
+    assert run("--version").output.startswith("fusec, version ")
+    assert json.loads(run("schema").output) == json.loads((ROOT / "schemas" / "fusec.schema.json").read_text())
+
+
+def test_summary_table() -> None:
+    result = run("summary", str(SPECS / "multitask_shared.json"))
+    assert result.exit_code == 0
+    assert "Total params: 2,273" in result.output
+    assert "Dense (out call 3)" in result.output
+    payload = json.loads(run("summary", "--json", str(SPECS / "multitask_shared.json")).output)
+    assert payload["params"] == {"total": 2273, "trainable": 2273, "non_trainable": 0}
