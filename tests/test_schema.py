@@ -117,3 +117,10 @@ def test_best_match_first_and_all_reported() -> None:
     paths = [p.jsonpath for p in info.value.problems]
     assert "$.nodes.h.config.unit" in paths and "$.nodes.h.config.activation" in paths
     assert len(paths) == len(set(zip(paths, (p.message for p in info.value.problems), strict=True)))
+
+
+def test_vocabulary_page_is_generated() -> None:
+    from fusec.docgen import vocabulary_markdown
+
+    committed = (ROOT / "docs" / "vocabulary.md").read_text()
+    assert committed == vocabulary_markdown(), "run `make docs` to regenerate docs/vocabulary.md"
