@@ -7,12 +7,14 @@ pay for it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .check import Checked
 from .errors import BuildError
+from .graph import Ref
 from .layers import LAYERS
+from .merges import MERGES, MergeRule
 
 
 def _regularizer(value: Any) -> Any:
@@ -64,14 +66,40 @@ def keras_layer(layer: str, config: Mapping[str, Any], name: str | None) -> Any:
     return cls(**kwargs)
 
 
-def keras_merge(mode: str, config: Mapping[str, Any], name: str) -> Any:
-    """Instantiate the Keras layer for a spec ``merge`` node."""
+def keras_merge(mode: str, config: Mapping[str, Any], name: str, sources: Sequence[str] = ()) -> Any:
+    """Instantiate the Keras layer for a spec ``merge`` node.
+
+    Args:
+        mode: a key of ``fusec.merges.MERGES``.
+        config: the node's config, already validated.
+        name: the Keras layer name (the node id).
+        sources: the input ids, in order; ``weighted`` records them so its
+            learned weights can be reported per input.
+
+    Returns:
+        A new Keras layer: a ``keras.layers`` merge, or a ``fusec.fusion`` one.
+    """
     import keras
 
-    from .merges import MERGES
-
     rule = MERGES[mode]
-    return getattr(keras.layers, rule.keras)(name=name, **dict(config))
+    kwargs = dict(config)
+    if rule.keras in ("WeightedMerge", "GatedMerge"):
+        from . import fusion  # imports Keras: only reached when building
+
+        if mode == "weighted":
+            kwargs["input_ids"] = list(sources)
+        return fusion.MERGE_LAYERS[rule.keras](name=name, **kwargs)
+    return getattr(keras.layers, rule.keras)(name=name, **kwargs)
+
+
+def _merge_args(rule: MergeRule, refs: Sequence[Ref], args: list[Any]) -> list[Any]:
+    """Positional call arguments of a merge layer: the list, or one per slot in slot order."""
+    if rule.slots is None:
+        return [args]
+    named: dict[str, list[Any]] = {name: [] for name in rule.slots}
+    for ref, tensor in zip(refs, args, strict=True):
+        named[str(ref.slot[0])].append(tensor)
+    return [named[s] if kind == "list" else named[s][0] for s, kind in rule.slots.items()]
 
 
 def _optimizer(training: Mapping[str, Any]) -> Any:
@@ -128,16 +156,23 @@ def build_model(checked: Checked, compile: bool = True) -> Any:
                 continue
             args = [tensors[r.source] for r in attrs["refs"]]
             if kind == "merge":
-                layer = keras_merge(spec["merge"], spec.get("config", {}), nid)
-                tensors[nid] = layer(args)
+                refs = attrs["refs"]
+                layer = keras_merge(spec["merge"], spec.get("config", {}), nid, [r.source for r in refs])
+                tensors[nid] = layer(*_merge_args(MERGES[spec["merge"]], refs, args))
             elif kind == "layer":
-                layer = _named(keras_layer(spec["layer"], spec.get("config", {}), nid), spec.get("trainable", True))
+                layer = _named(
+                    keras_layer(spec["layer"], spec.get("config", {}), nid), spec.get("trainable", True)
+                )
                 tensors[nid] = layer(args[0])
             else:
                 tensors[nid] = shared[spec["shared"]](args[0])
         except Exception as exc:  # Keras raises ValueError, TypeError, tf errors...
             raise BuildError.single(
-                attrs["path"], f"Keras refused node `{nid}`: {_first_line(exc)}", "", "build", checked.spec.file
+                attrs["path"],
+                f"Keras refused node `{nid}`: {_first_line(exc)}",
+                "",
+                "build",
+                checked.spec.file,
             ) from exc
     outputs = {name: tensors[ref.source] for name, ref in sorted(g.graph["outputs"].items())}
     model = keras.Model(inputs=dict(sorted(inputs.items())), outputs=outputs, name=checked.name)

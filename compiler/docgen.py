@@ -54,7 +54,15 @@ def vocabulary_markdown() -> str:
     for name, rule in MERGES.items():
         lo, hi = rule.arity
         arity = f"{lo}" if lo == hi else f"{lo} or more" if hi is None else f"{lo} to {hi}"
-        lines += [f"### `{name}`", "", f"{rule.doc} Inputs: {arity}. Keras layer: `{rule.keras}`.", ""]
+        if rule.slots:
+            slots = ", ".join(
+                f"`{slot}` ({'a list of ' + arity + ' ids' if kind == 'list' else 'one id'})"
+                for slot, kind in rule.slots.items()
+            )
+            inputs = f"Named inputs: {slots}."
+        else:
+            inputs = f"Inputs: a list of {arity} ids."
+        lines += [f"### `{name}`", "", f"{rule.doc} {inputs} Keras layer: `{rule.keras}`.", ""]
         lines += _table(rule.params)
     lines += ["## Layers", ""]
     for name, rule in sorted(LAYERS.items()):

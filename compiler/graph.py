@@ -16,7 +16,7 @@ from typing import Any
 import networkx as nx
 
 from .errors import GraphError, PathPart, Problem, did_you_mean, quote_names
-from .merges import MERGES
+from .merges import MERGES, MergeRule
 
 Slot = tuple[str | int, ...]
 
@@ -68,16 +68,17 @@ def _arity_problems(nid: str, node: Mapping[str, Any], refs: list[Ref]) -> list[
     if kind == "merge":
         rule = MERGES[node["merge"]]
         lo, hi = rule.arity
+        if rule.slots is not None:
+            return _slot_problems(nid, rule, inputs, path)
         if not isinstance(inputs, list):
             return [
                 Problem(path, f"merge `{nid}` ({rule.name}) takes a list of inputs", 'write ["a", "b", ...]')
             ]
         if len(refs) < lo or (hi is not None and len(refs) > hi):
-            want = f"exactly {lo}" if lo == hi else f"at least {lo}" if hi is None else f"{lo} to {hi}"
             return [
                 Problem(
                     path,
-                    f"merge `{nid}` ({rule.name}) needs {want} inputs. Received: {len(refs)}",
+                    f"merge `{nid}` ({rule.name}) needs {_want(lo, hi)} inputs. Received: {len(refs)}",
                     "",
                     "arity",
                 )
@@ -94,6 +95,59 @@ def _arity_problems(nid: str, node: Mapping[str, Any], refs: list[Ref]) -> list[
             )
         ]
     return []
+
+
+def _want(lo: int, hi: int | None) -> str:
+    return f"exactly {lo}" if lo == hi else f"at least {lo}" if hi is None else f"{lo} to {hi}"
+
+
+def _slot_problems(nid: str, rule: MergeRule, inputs: Any, path: tuple[PathPart, ...]) -> list[Problem]:
+    """Named inputs of a merge with slots: every slot given, each an id or a list as declared."""
+    slots = rule.slots or {}
+    subject = f"merge `{nid}` ({rule.name})"
+    example = ", ".join(f'"{s}": ' + ('["a", "b", ...]' if k == "list" else '"c"') for s, k in slots.items())
+    if not isinstance(inputs, dict):
+        return [
+            Problem(path, f"{subject} takes named inputs {quote_names(list(slots))}", f"write {{{example}}}")
+        ]
+    problems = []
+    for name in inputs:
+        if name not in slots:
+            near = did_you_mean(name, list(slots))
+            hint = f"did you mean `{near[0]}`?" if near else f"valid: {quote_names(list(slots))}"
+            problems.append(Problem((*path, name), f"{subject} has no input named `{name}`", hint, "arity"))
+    for name, kind in slots.items():
+        if name not in inputs:
+            problems.append(Problem(path, f"{subject} is missing the input `{name}`", f"write {{{example}}}"))
+            continue
+        value = inputs[name]
+        if kind == "one" and not isinstance(value, str):
+            problems.append(
+                Problem(
+                    (*path, name),
+                    f"{subject} takes one id as `{name}`. Received: a list of {len(value)}",
+                    "",
+                    "arity",
+                )
+            )
+        elif kind == "list" and not isinstance(value, list):
+            problems.append(
+                Problem(
+                    (*path, name), f"{subject} takes a list of ids as `{name}`", f'write ["{value}", ...]'
+                )
+            )
+        elif kind == "list":
+            lo, hi = rule.arity
+            if len(value) < lo or (hi is not None and len(value) > hi):
+                problems.append(
+                    Problem(
+                        (*path, name),
+                        f"{subject} needs {_want(lo, hi)} {name}. Received: {len(value)}",
+                        "",
+                        "arity",
+                    )
+                )
+    return problems
 
 
 def build_graph(doc: Mapping[str, Any], file: str | None = None) -> nx.DiGraph:
@@ -162,7 +216,8 @@ def build_graph(doc: Mapping[str, Any], file: str | None = None) -> nx.DiGraph:
                     Problem(
                         ref.path,
                         f"`{ref.source}` is a shared layer, not a node",
-                        f'call it with a node {{"shared": "{ref.source}", "inputs": ...}} and reference that node',
+                        f'call it with a node {{"shared": "{ref.source}", "inputs": ...}} '
+                        "and reference that node",
                         "reference",
                     )
                 )

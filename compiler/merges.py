@@ -4,6 +4,12 @@ A merge combines the outputs of several nodes. Each rule states, in pure
 Python, which input shapes it accepts and what it produces, so a shape
 mismatch is reported by ``fusec check`` with the shapes and the nodes they
 came from, before TensorFlow is ever imported.
+
+Most merges take a list of inputs (``"inputs": ["a", "b"]``) and their rule's
+``infer`` receives ``Sources``. A merge whose inputs play different roles
+declares named ``slots`` (``gated``: ``{"experts": [...], "gate": "g"}``) and
+its ``infer`` receives ``NamedSources``: slot name -> that slot's sources.
+The layers behind ``weighted`` and ``gated`` live in ``fusion.py``.
 """
 
 from __future__ import annotations
@@ -13,9 +19,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import RuleError
-from .rules import Dim, Out, Param, Shape, fmt_shape, p_bool
+from .rules import MAX_DIM, Dim, Out, Param, Shape, fmt_shape, p_bool, p_enum, p_int
 
 Sources = Sequence[tuple[str, Shape]]  # (node id, shape) per input, in order
+NamedSources = Mapping[str, Sources]  # slot name -> its sources; a "one" slot holds one
+
+SLOT_KINDS = ("one", "list")
+
+
+class SlotError(RuleError):
+    """A rule's complaint about one named input slot; its path ends at ``inputs.<slot>``."""
+
+    def __init__(self, message: str, slot: str, hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.slot = slot
 
 
 @dataclass(frozen=True)
@@ -27,24 +44,49 @@ class MergeRule:
         keras: the Keras layer class that implements it.
         doc: one line for the schema and docs.
         params: the config keys it accepts.
-        infer: output shape and parameters from the sources' shapes.
-        arity: (min, max) number of inputs; max None for unbounded.
+        infer: output shape and parameters from the sources' shapes: called
+            with ``Sources`` for a list merge, ``NamedSources`` when ``slots``
+            is set.
+        arity: (min, max) number of inputs; max None for unbounded. For a
+            merge with slots, the count of each ``list`` slot.
         examples: input shapes (without batch) and configs replayed through
-            Keras by the tests.
+            Keras by the tests. For a merge with slots, the shapes run in slot
+            order with a list slot's shapes inline (gated: the experts', then
+            the gate's); ``example_sources`` splits them.
+        slots: None for a merge of a list of inputs; else its named inputs,
+            each ``one`` (an id) or ``list`` (a list of ids), all required.
+        slot_docs: one line per slot for the schema and docs.
     """
 
     name: str
     keras: str
     doc: str
     params: tuple[Param, ...]
-    infer: Callable[[Sources, Mapping[str, Any]], Out]
+    # Any: Sources or NamedSources, by ``slots`` (a union would reject both kinds of rule).
+    infer: Callable[[Any, Mapping[str, Any]], Out]
     arity: tuple[int, int | None] = (2, None)
     examples: tuple[tuple[tuple[tuple[Dim, ...], ...], dict[str, Any]], ...] = ()
     summary_keys: tuple[str, ...] = ()
+    slots: Mapping[str, str] | None = None
+    slot_docs: Mapping[str, str] = field(default_factory=dict)
     param_index: Mapping[str, Param] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "param_index", {p.name: p for p in self.params})
+        if self.slots is not None and not set(self.slots.values()) <= set(SLOT_KINDS):
+            raise ValueError(f"merge {self.name}: slot kinds are {SLOT_KINDS}")
+
+    def example_sources(self, shapes: Sequence[Shape]) -> dict[str, list[int]]:
+        """Indices into an example's ``shapes`` per slot (one ``list`` slot takes the rest)."""
+        slots = self.slots or {}
+        n_list = len(shapes) - sum(kind == "one" for kind in slots.values())
+        out: dict[str, list[int]] = {}
+        i = 0
+        for name, kind in slots.items():
+            take = 1 if kind == "one" else n_list
+            out[name] = list(range(i, i + take))
+            i += take
+        return out
 
     def resolve(self, config: Mapping[str, Any]) -> dict[str, Any]:
         out = {p.name: p.default for p in self.params if not p.required}
@@ -57,10 +99,15 @@ def _received(sources: Sources) -> str:
 
 
 def _unify(a: Dim, b: Dim) -> tuple[bool, Dim]:
-    """(compatible, common value) of two dims; None is a wildcard."""
-    if a is None or a == b:
-        return True, b
-    return (True, a) if b is None else (False, a)
+    """(compatible, common value) of two dims.
+
+    None is compatible with any size and wins, as in Keras: merging (None, 6)
+    with (None, None) gives (None, None), so a later Flatten or Dense sees
+    what Keras will see.
+    """
+    if a is None or b is None:
+        return True, None
+    return a == b, a
 
 
 def _unify_shapes(shapes: Sequence[Shape], skip_axis: int | None = None) -> Shape | None:
@@ -149,6 +196,50 @@ def _dot(sources: Sources, c: Mapping[str, Any]) -> Out:
     return Out(tuple(out))
 
 
+def _weighted(sources: Sources, c: Mapping[str, Any]) -> Out:
+    shape = _same_shape("weighted")(sources, c).shape
+    if not c["per_feature"]:
+        return Out(shape, len(sources))
+    if len(shape) < 2 or shape[-1] is None:
+        raise RuleError(
+            f"with per_feature needs inputs whose last axis has a known size. Received: {_received(sources)}",
+            key="per_feature",
+            hint="set per_feature to false, or give the inputs a fixed last dimension",
+        )
+    return Out(shape, len(sources) * shape[-1])
+
+
+def _gated(sources: NamedSources, c: Mapping[str, Any]) -> Out:
+    experts = sources["experts"]
+    ((gate, gshape),) = sources["gate"]
+    shape = _unify_shapes([s for _, s in experts])
+    if shape is None:
+        raise SlotError(
+            f"needs experts of one shape. Received: {_received(experts)}",
+            "experts",
+            "give every expert the same output size (the seed's experts all end in Dense(k))",
+        )
+    n = len(experts)
+    if len(gshape) != 2:
+        raise SlotError(
+            f"needs a gate of rank 2 (batch, experts). Received: {fmt_shape(gshape)} from `{gate}`",
+            "gate",
+            f"end the gate in Dense({n}, activation='softmax')",
+        )
+    if gshape[1] is not None and gshape[1] != n:
+        names = ", ".join(f"`{e}`" for e, _ in experts)
+        raise SlotError(
+            f"needs one gate value per expert: gate `{gate}` has width {gshape[1]} "
+            f"but the merge has {n} experts ({names})",
+            "gate",
+            f"end the gate in Dense({n}, ...), or add or remove experts",
+        )
+    top_k = c["top_k"]
+    if top_k is not None and top_k > n:
+        raise RuleError(f"top_k {top_k} is more than the {n} experts", key="top_k", hint=f"use 1 to {n}")
+    return Out(shape)
+
+
 _AXES_SCHEMA = {
     "oneOf": [
         {"type": "integer", "minimum": -3, "maximum": 2},
@@ -231,6 +322,69 @@ MERGES: Mapping[str, MergeRule] = {
                 (((3, 4), (3, 6)), {"axes": [1, 1], "normalize": True}),
             ),
             summary_keys=("axes", "normalize"),
+        ),
+        MergeRule(
+            "weighted",
+            "WeightedMerge",
+            "Learned weighted average of inputs of one shape (late fusion, seed 001): "
+            "one weight per input, or per input and feature.",
+            (
+                p_enum(
+                    "normalize",
+                    "How raw weights become mixing weights: softmax (positive, sum to 1), "
+                    "sum (relu(w) / max(sum relu(w), epsilon)) or none (raw weights).",
+                    ("softmax", "sum", "none"),
+                    "softmax",
+                ),
+                p_bool("per_feature", "One weight per input per feature of the last axis.", False),
+                Param(
+                    "epsilon",
+                    {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                    "Floor of the denominator when normalize is sum.",
+                    1e-4,
+                ),
+            ),
+            _weighted,
+            examples=(
+                (((8,), (8,)), {}),
+                (((3, 4), (3, 4), (3, 4)), {"per_feature": True}),
+                (((7, 5), (None, 5)), {"normalize": "sum"}),
+                (((6,), (6,), (6,), (6,)), {"normalize": "none", "per_feature": True}),
+            ),
+            summary_keys=("normalize", "per_feature"),
+        ),
+        MergeRule(
+            "gated",
+            "GatedMerge",
+            "Mixture of experts (seed 003): sum over i of gate[:, i] * expert_i, "
+            "the gate of shape (batch, number of experts).",
+            (
+                p_bool(
+                    "softmax",
+                    "Apply softmax to the gate first (false: the gate already ends in softmax).",
+                    False,
+                ),
+                p_int(
+                    "top_k",
+                    "Keep only the k largest gate values per example, renormalised to sum to 1 "
+                    "(sparse mixture; needs a non-negative gate).",
+                    None,
+                    1,
+                    MAX_DIM,
+                ),
+            ),
+            _gated,
+            examples=(
+                (((6,), (6,), (6,), (3,)), {}),
+                (((4, 5), (4, 5), (2,)), {"softmax": True}),
+                (((None, 8), (None, 8), (None, 8), (None, 8), (4,)), {"softmax": True, "top_k": 2}),
+            ),
+            slots={"experts": "list", "gate": "one"},
+            slot_docs={
+                "experts": "The experts' outputs, all of one shape.",
+                "gate": "The gate's output, (batch, number of experts): one weight per expert.",
+            },
+            summary_keys=("softmax", "top_k"),
         ),
     )
 }

@@ -8,16 +8,16 @@ failed is skipped, so one mistake is reported once, not once per descendant.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import networkx as nx
 
 from .errors import PathPart, Problem, RuleError, ShapeError
-from .graph import topo_order
+from .graph import Ref, topo_order
 from .layers import LAYERS
-from .merges import MERGES
+from .merges import MERGES, MergeRule, NamedSources, SlotError, Sources
 from .rules import Out, Shape, fmt_shape
 
 DEFAULT_MAX_PARAMS = 500_000_000  # 2 GB of float32 weights
@@ -69,8 +69,21 @@ def _freeze(out: Out, trainable: bool) -> Out:
 def _rule_problem(
     exc: RuleError, base: tuple[PathPart, ...], subject: str, config_base: tuple[PathPart, ...]
 ) -> Problem:
-    path = (*config_base, "config", exc.key) if exc.key else (*base, "inputs")
+    if isinstance(exc, SlotError):
+        path: tuple[PathPart, ...] = (*base, "inputs", exc.slot)
+    else:
+        path = (*config_base, "config", exc.key) if exc.key else (*base, "inputs")
     return Problem(path, f"{subject} {exc.message}", exc.hint, "shape")
+
+
+def _grouped(rule: MergeRule, refs: Sequence[Ref], sources: Sources) -> Sources | NamedSources:
+    """A merge rule's sources: as listed, or by slot name for a merge with named inputs."""
+    if rule.slots is None:
+        return sources
+    named: dict[str, list[tuple[str, Shape]]] = {name: [] for name in rule.slots}
+    for ref, src in zip(refs, sources, strict=True):
+        named[str(ref.slot[0])].append(src)
+    return named
 
 
 def infer_shapes(
@@ -110,7 +123,7 @@ def infer_shapes(
                 rule = MERGES[spec["merge"]]
                 subject = f"merge `{nid}` ({rule.name})"
                 sources = [(r.source, info[r.source].shape) for r in refs]
-                out = rule.infer(sources, rule.resolve(spec.get("config", {})))
+                out = rule.infer(_grouped(rule, refs, sources), rule.resolve(spec.get("config", {})))
                 info[nid] = NodeInfo("merge", rule.name, out.shape, out.trainable, out.non_trainable)
                 continue
             in_shape = info[refs[0].source].shape
@@ -143,7 +156,8 @@ def infer_shapes(
                 Problem(
                     (*path, "inputs"),
                     f"node `{nid}` calls shared layer `{sid}` on an input its weights do not fit. "
-                    f"Received: {fmt_shape(in_shape)} here, {fmt_shape(first[3])} at its first call `{first[2]}`",
+                    f"Received: {fmt_shape(in_shape)} here, "
+                    f"{fmt_shape(first[3])} at its first call `{first[2]}`",
                     "feed every call inputs of one shape, or use separate layers",
                     "shape",
                 )

@@ -115,7 +115,7 @@ def test_saved_models_serve_without_fusec(compiled: dict[str, Path]) -> None:
 def test_keras_archive_reloads_and_trains(compiled: dict[str, Path], keras: Any) -> None:
     import numpy as np
 
-    import fusec  # noqa: F401  (registers fusec's own layers, if a spec uses them)
+    import fusec.fusion  # noqa: F401  (registers fusec's own layers for specs that use them)
 
     rng = np.random.default_rng(0)
 

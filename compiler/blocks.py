@@ -1,0 +1,338 @@
+"""Blocks: reusable sub-graphs, expanded into plain nodes before the graph stage.
+
+A block is defined once under ``blocks`` (named inputs, nodes, named outputs)
+and instantiated by ``{"block": NAME, "inputs": ...}`` nodes. Expansion
+rewrites every instance into ordinary nodes whose ids join the instance id
+and the inner id with ``__`` (``tower_a__dense``), so the Keras layer names
+stay unique and readable. With ``shared_weights: true`` every instance calls
+one set of layers (siamese towers): each inner layer becomes a shared layer
+named ``BLOCK__inner``; otherwise each instance gets its own layers.
+
+Expansion keeps, for every node and shared layer it creates, the JSON path
+of the definition it came from, so a later error in an expanded node points
+into the block definition, not at a name the user never wrote.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import GraphError, PathPart, Problem, did_you_mean, quote_names
+
+SEP = "__"
+MAX_DEPTH = 16
+
+
+@dataclass
+class Expansion:
+    """A flat spec and where each generated name came from.
+
+    Attributes:
+        doc: the spec without ``blocks`` and without ``block`` nodes.
+        origins: JSON path of the definition of each generated node id.
+        shared_origins: JSON path of the definition of each generated shared layer.
+        scopes: for each generated node, the chain of (instance id, block name)
+            it sits in, outermost first (for clusters in diagrams).
+    """
+
+    doc: dict[str, Any]
+    origins: dict[str, tuple[PathPart, ...]] = field(default_factory=dict)
+    shared_origins: dict[str, tuple[PathPart, ...]] = field(default_factory=dict)
+    scopes: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+
+
+class _Expander:
+    def __init__(self, doc: Mapping[str, Any]) -> None:
+        self.blocks: Mapping[str, Any] = doc.get("blocks", {})
+        self.out = Expansion({k: copy.deepcopy(v) for k, v in doc.items() if k not in ("blocks", "nodes")})
+        self.out.doc["nodes"] = {}
+        self.out.doc.setdefault("shared", {})
+        self.problems: list[Problem] = []
+        # instance id -> {output name: flat node id}
+        self.instance_outputs: dict[str, dict[str, str]] = {}
+
+    # -- references -------------------------------------------------------
+
+    def resolve(self, ref: str, env: Mapping[str, str], outputs: Mapping[str, dict[str, str]]) -> str | None:
+        """Map a reference written in some scope to a flat id (None when unknown)."""
+        if ref in env:
+            return env[ref]
+        inst, _, port = ref.partition(".")
+        if inst in outputs:
+            ports = outputs[inst]
+            if port:
+                return ports.get(port)
+            if len(ports) == 1:
+                return next(iter(ports.values()))
+        return None
+
+    def rewrite_inputs(
+        self,
+        inputs: Any,
+        env: Mapping[str, str],
+        outputs: Mapping[str, dict[str, str]],
+        base: tuple[PathPart, ...],
+        valid: list[str],
+    ) -> Any:
+        def one(ref: str, path: tuple[PathPart, ...]) -> str:
+            flat = self.resolve(ref, env, outputs)
+            if flat is not None:
+                return flat
+            inst, _, port = ref.partition(".")
+            if inst in outputs and not port:
+                names = sorted(outputs[inst])
+                self.problems.append(
+                    Problem(
+                        path,
+                        f"block instance `{inst}` has {len(names)} outputs; name one",
+                        "write " + " or ".join(f"`{inst}.{n}`" for n in names),
+                        "reference",
+                    )
+                )
+            elif inst in outputs:
+                names = sorted(outputs[inst])
+                near = did_you_mean(port, names)
+                self.problems.append(
+                    Problem(
+                        path,
+                        f"block instance `{inst}` has no output `{port}`",
+                        f"did you mean `{inst}.{near[0]}`?" if near else f"its outputs: {quote_names(names)}",
+                        "reference",
+                    )
+                )
+            elif ref not in valid:
+                near = did_you_mean(ref, valid)
+                hint = (
+                    f"did you mean `{near[0]}`?"
+                    if near
+                    else (f"valid: {quote_names(valid)}" if valid else "")
+                )
+                self.problems.append(Problem(path, f"no node or input named `{ref}`", hint, "reference"))
+            return ref  # keep the name: the graph stage reports what is left
+
+        if isinstance(inputs, str):
+            return one(inputs, base)
+        if isinstance(inputs, list):
+            return [one(r, (*base, i)) for i, r in enumerate(inputs)]
+        return {
+            name: one(v, (*base, name))
+            if isinstance(v, str)
+            else [one(r, (*base, name, i)) for i, r in enumerate(v)]
+            for name, v in inputs.items()
+        }
+
+    # -- nodes ------------------------------------------------------------
+
+    def emit(
+        self,
+        nodes: Mapping[str, Any],
+        env: dict[str, str],
+        prefix: str,
+        base: tuple[PathPart, ...],
+        scope: tuple[tuple[str, str], ...],
+        shared_as: str | None,
+        stack: tuple[str, ...],
+    ) -> dict[str, dict[str, str]]:
+        """Emit ``nodes`` (a section) into the flat doc; return each instance's outputs."""
+        outputs: dict[str, dict[str, str]] = {}
+        local = {nid: f"{prefix}{nid}" for nid, n in nodes.items() if "block" not in n}
+        env = {**env, **local}
+        valid = sorted(set(env) | set(nodes))
+        # Instances first (in dependency order is not needed: outputs are
+        # known from the block definitions alone), then plain nodes.
+        for nid, node in nodes.items():
+            if "block" in node:
+                outputs[nid] = self.instance_ports(node["block"], f"{prefix}{nid}{SEP}")
+        for nid, node in sorted(nodes.items()):
+            path = (*base, nid)
+            if "block" in node:
+                self.instantiate(nid, node, env, outputs, prefix, path, scope, shared_as, stack, valid)
+                continue
+            flat = dict(node)
+            flat["inputs"] = self.rewrite_inputs(node["inputs"], env, outputs, (*path, "inputs"), valid)
+            if shared_as is not None and "layer" in node:
+                sid = f"{shared_as}{nid}"
+                if sid not in self.out.doc["shared"]:
+                    layer = {k: v for k, v in node.items() if k in ("layer", "config", "trainable", "doc")}
+                    self.out.doc["shared"][sid] = layer
+                    self.out.shared_origins[sid] = path
+                flat = {"shared": sid, "inputs": flat["inputs"]}
+                if "doc" in node:
+                    flat["doc"] = node["doc"]
+            self.out.doc["nodes"][local[nid]] = flat
+            if prefix:
+                self.out.origins[local[nid]] = path
+                self.out.scopes[local[nid]] = scope
+        return outputs
+
+    def instance_ports(self, name: str, prefix: str, depth: int = 0) -> dict[str, str]:
+        """Each output port of an instance of block ``name``, as a flat node id."""
+        block = self.blocks.get(name)
+        if block is None or depth > MAX_DEPTH:
+            return {}
+        ports = {}
+        for port, ref in block["outputs"].items():
+            inner, _, sub = ref.partition(".")
+            node = block["nodes"].get(inner)
+            target = None
+            if node is not None and "block" in node:
+                subports = self.instance_ports(node["block"], f"{prefix}{inner}{SEP}", depth + 1)
+                if sub:
+                    target = subports.get(sub)
+                elif len(subports) == 1:
+                    target = next(iter(subports.values()))
+            ports[port] = target or f"{prefix}{inner}"
+        return ports
+
+    def instantiate(
+        self,
+        nid: str,
+        node: Mapping[str, Any],
+        env: Mapping[str, str],
+        outputs: Mapping[str, dict[str, str]],
+        prefix: str,
+        path: tuple[PathPart, ...],
+        scope: tuple[tuple[str, str], ...],
+        shared_as: str | None,
+        stack: tuple[str, ...],
+        valid: list[str],
+    ) -> None:
+        name = node["block"]
+        block = self.blocks.get(name)
+        if block is None:
+            near = did_you_mean(name, sorted(self.blocks))
+            hint = (
+                f"did you mean `{near[0]}`?"
+                if near
+                else f"defined blocks: {quote_names(sorted(self.blocks))}"
+            )
+            self.problems.append(Problem((*path, "block"), f"no block named `{name}`", hint, "reference"))
+            return
+        if name in stack:
+            chain = " -> ".join((*stack[stack.index(name) :], name))
+            self.problems.append(
+                Problem((*path, "block"), f"block cycle: {chain}", "a block cannot contain itself", "cycle")
+            )
+            return
+        if len(stack) >= MAX_DEPTH:
+            self.problems.append(Problem(path, f"blocks nest deeper than {MAX_DEPTH} levels", "", "depth"))
+            return
+        wanted = list(block["inputs"])
+        given = node["inputs"]
+        if isinstance(given, str) and len(wanted) == 1:
+            given = {wanted[0]: given}
+        if not isinstance(given, dict):
+            self.problems.append(
+                Problem(
+                    (*path, "inputs"),
+                    f"block `{name}` takes named inputs {quote_names(wanted)}",
+                    "write an object: " + ", ".join(f'"{w}": ID' for w in wanted),
+                    "arity",
+                )
+            )
+            return
+        for extra in sorted(set(given) - set(wanted)):
+            near = did_you_mean(extra, wanted)
+            self.problems.append(
+                Problem(
+                    (*path, "inputs", extra),
+                    f"block `{name}` has no input `{extra}`",
+                    f"did you mean `{near[0]}`?" if near else f"its inputs: {quote_names(wanted)}",
+                    "reference",
+                )
+            )
+        for missing in [w for w in wanted if w not in given]:
+            self.problems.append(
+                Problem((*path, "inputs"), f"block `{name}` needs input `{missing}`", "", "arity")
+            )
+        inner_env: dict[str, str] = {}
+        for port, ref in given.items():
+            if port in wanted and isinstance(ref, str):
+                inner_env[port] = self.rewrite_inputs(ref, env, outputs, (*path, "inputs", port), valid)
+        inner_prefix = f"{prefix}{nid}{SEP}"
+        if shared_as is not None:
+            inner_shared: str | None = f"{shared_as}{nid}{SEP}"
+        elif block.get("shared_weights", False):
+            inner_shared = f"{name}{SEP}"
+        else:
+            inner_shared = None
+        block_path: tuple[PathPart, ...] = ("blocks", name, "nodes")
+        self.emit(
+            block["nodes"],
+            inner_env,
+            inner_prefix,
+            block_path,
+            (*scope, (f"{prefix}{nid}", name)),
+            inner_shared,
+            (*stack, name),
+        )
+        for port, ref in block["outputs"].items():
+            inner = ref.partition(".")[0]
+            if inner not in block["nodes"]:
+                near = did_you_mean(inner, sorted(block["nodes"]))
+                self.problems.append(
+                    Problem(
+                        ("blocks", name, "outputs", port),
+                        f"block `{name}` output `{port}` names no node `{inner}`",
+                        f"did you mean `{near[0]}`?" if near else "",
+                        "reference",
+                    )
+                )
+
+
+def expand_blocks(doc: Mapping[str, Any], file: str | None = None) -> Expansion:
+    """Expand every block instance of a schema-valid spec into plain nodes.
+
+    Args:
+        doc: the validated spec.
+        file: the spec's file name for messages.
+
+    Returns:
+        The flat spec and the origin of every generated name.
+
+    Raises:
+        GraphError: unknown blocks, block cycles, wrong instance inputs,
+            dangling references inside blocks, or a generated id that clashes.
+    """
+    if "blocks" not in doc:
+        return Expansion(dict(doc))
+    ex = _Expander(doc)
+    env = {i: i for i in doc["inputs"]}
+    ex.emit(doc["nodes"], env, "", ("nodes",), (), None, ())
+    top = {n for n in doc["nodes"] if "block" not in doc["nodes"][n]} | set(doc["inputs"])
+    for nid in ex.out.origins:
+        if nid in top:
+            ex.problems.append(
+                Problem(
+                    ("nodes", nid),
+                    f"id `{nid}` clashes with a name generated for a block instance",
+                    "rename the node or the instance",
+                    "duplicate",
+                )
+            )
+    # Outputs may name a block instance (or `instance.port`).
+    outputs = {
+        nid: ex.instance_ports(n["block"], f"{nid}{SEP}") for nid, n in doc["nodes"].items() if "block" in n
+    }
+    for out in ex.out.doc["outputs"].values():
+        src = out["from"]
+        flat = ex.resolve(src, {n: n for n in top}, outputs)
+        if flat is not None:
+            out["from"] = flat
+    if ex.problems:
+        raise GraphError(_unique_problems(ex.problems), file=file)
+    return ex.out
+
+
+def _unique_problems(problems: list[Problem]) -> list[Problem]:
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for p in problems:
+        key = (p.jsonpath, p.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out

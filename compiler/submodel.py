@@ -1,0 +1,241 @@
+"""Pretrained sub-models: ``model`` nodes, inspected statically and loaded safely.
+
+A ``model`` node calls another network on its inputs: a Keras ``.keras``
+archive, or another fusec spec (optionally with trained weights). ``check``
+learns its input and output shapes and parameter counts without TensorFlow:
+
+* a fusec spec is checked recursively (nesting is bounded, cycles refused);
+* a ``.keras`` archive is a zip of ``config.json`` and ``model.weights.h5``:
+  the config is scanned so that every class in it is one fusec knows (no
+  Lambda, no TFSMLayer, no custom or dotted classes: the same closed
+  vocabulary a spec has), input shapes come from its InputLayers, the output
+  shape from fusec's own rule for the output layer, and parameter counts from
+  the weight file's dataset shapes (read with h5py, which does not import
+  TensorFlow).
+
+Paths resolve relative to the spec's folder and may not leave it (symlinks
+are resolved first) unless a folder is allowed explicitly (``--allow-dir``).
+At build time archives load with Keras's ``safe_mode=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import PathPart, RuleError
+from .layers import LAYERS
+from .merges import MERGES
+from .rules import Shape
+
+MAX_ARCHIVE_BYTES = 2 << 30
+MAX_CONFIG_BYTES = 16 << 20
+MAX_NESTING = 8
+
+#: Keras classes allowed inside a sub-model archive besides the vocabulary.
+_STRUCTURAL = {"InputLayer", "Functional", "Sequential", "Model"}
+_KERAS_MERGES = {rule.keras: name for name, rule in MERGES.items()}
+_NON_TRAINABLE_VARS = {"BatchNormalization": {2, 3}}  # moving mean and variance
+
+
+@dataclass(frozen=True)
+class SubModel:
+    """What fusec knows statically about a sub-model.
+
+    Attributes:
+        path: the resolved file.
+        kind: ``keras`` or ``spec``.
+        inputs: input name -> shape (batch axis first).
+        outputs: output name -> shape.
+        trainable: trainable parameter count (as saved).
+        non_trainable: non-trainable parameter count.
+    """
+
+    path: Path
+    kind: str
+    inputs: dict[str, Shape]
+    outputs: dict[str, Shape]
+    trainable: int
+    non_trainable: int
+
+
+def resolve_path(
+    raw: str, spec_dir: Path, allowed: Sequence[Path], key: str = "model"
+) -> Path:
+    """Resolve a sub-model path under the spec's folder or an allowed folder.
+
+    Raises:
+        RuleError: the path escapes every allowed folder or does not exist.
+    """
+    candidate = Path(raw)
+    full = candidate if candidate.is_absolute() else spec_dir / candidate
+    resolved = full.resolve()
+    roots = [spec_dir.resolve(), *(Path(a).resolve() for a in allowed)]
+    if not any(resolved == r or r in resolved.parents for r in roots):
+        raise RuleError(
+            f"path `{raw}` leaves the spec's folder (it resolves to {resolved})",
+            key,
+            "keep sub-models beside the spec, or allow the folder with --allow-dir",
+        )
+    if not resolved.is_file():
+        raise RuleError(f"no file `{raw}` (looked for {resolved})", key, "check the path")
+    return resolved
+
+
+def _scan(node: Any, where: str, found: list[str], in_layers: bool = False) -> None:
+    """Collect everything in a Keras config that fusec would refuse to load."""
+    if isinstance(node, dict):
+        cls = node.get("class_name")
+        module = node.get("module")
+        registered = node.get("registered_name")
+        if in_layers and isinstance(cls, str) and cls not in LAYERS and cls not in _KERAS_MERGES:
+            if cls not in _STRUCTURAL and not str(registered or "").startswith("fusec>"):
+                found.append(f"layer `{cls}` at {where}")
+        if isinstance(module, str) and not (module == "keras" or module.startswith("keras.") or module == "fusec"):
+            found.append(f"module `{module}` at {where}")
+        if isinstance(registered, str) and ">" in registered and not registered.startswith("fusec>"):
+            found.append(f"custom object `{registered}` at {where}")
+        for key in ("function", "function_type", "output_shape_type"):
+            if key in node:
+                found.append(f"a serialized function (`{key}`) at {where}")
+        for k, v in node.items():
+            _scan(v, f"{where}.{k}", found, k in ("layers", "layer"))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            _scan(v, f"{where}[{i}]", found, in_layers)
+
+
+def _layer_out(layer: Mapping[str, Any]) -> Shape | None:
+    """Output shape of a saved layer from fusec's own rule, where fusec has one."""
+    cls, cfg = layer["class_name"], layer.get("config", {})
+    build = layer.get("build_config") or {}
+    shape = build.get("input_shape")
+    if cls in LAYERS and shape is not None:
+        rule = LAYERS[cls]
+        kw = {k: v for k, v in cfg.items() if k in rule.param_index and not isinstance(v, dict)}
+        try:
+            return rule.infer(tuple(shape), rule.resolve(kw)).shape
+        except (RuleError, KeyError, TypeError):
+            return None
+    if cls in _KERAS_MERGES and shape is not None:
+        rule_m = MERGES[_KERAS_MERGES[cls]]
+        kw = {k: v for k, v in cfg.items() if k in rule_m.param_index}
+        try:
+            return rule_m.infer([(str(i), tuple(s)) for i, s in enumerate(shape)], rule_m.resolve(kw)).shape
+        except (RuleError, KeyError, TypeError):
+            return None
+    return None
+
+
+def inspect_keras(path: Path) -> SubModel:
+    """Read a ``.keras`` archive's signature and parameter counts without TensorFlow.
+
+    Raises:
+        RuleError: the archive is unreadable, holds classes fusec refuses, or
+            its output shape cannot be derived.
+    """
+    if path.stat().st_size > MAX_ARCHIVE_BYTES:
+        raise RuleError(f"`{path.name}` is over {MAX_ARCHIVE_BYTES >> 30} GiB", "model")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            info = zf.getinfo("config.json")
+            if info.file_size > MAX_CONFIG_BYTES:
+                raise RuleError(f"`{path.name}`'s config.json is too large", "model")
+            config = json.loads(zf.read("config.json"))
+            names = set(zf.namelist())
+            weights = _weight_counts(zf) if "model.weights.h5" in names else ({}, 0, 0)
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        raise RuleError(f"`{path.name}` is not a readable .keras archive ({exc})", "model") from None
+    refused: list[str] = []
+    _scan(config, "config", refused)
+    if refused:
+        raise RuleError(
+            f"`{path.name}` holds classes fusec will not load: {', '.join(refused[:3])}"
+            + (f" (and {len(refused) - 3} more)" if len(refused) > 3 else ""),
+            "model",
+            "only layers of fusec's vocabulary may appear in a sub-model (no Lambda, no custom code)",
+        )
+    cfg = config.get("config", {})
+    layers = {layer["config"]["name"]: layer for layer in cfg.get("layers", []) if "config" in layer}
+    inputs: dict[str, Shape] = {}
+    for name, ref in _named(cfg.get("input_layers")).items():
+        layer = layers.get(ref[0], {})
+        shape = layer.get("config", {}).get("batch_shape")
+        if shape is None:
+            raise RuleError(f"`{path.name}`: input `{name}` has no saved shape", "model")
+        inputs[name] = tuple(shape)
+    outputs: dict[str, Shape] = {}
+    for name, ref in _named(cfg.get("output_layers")).items():
+        out = _layer_out(layers.get(ref[0], {"class_name": "?"}))
+        if out is None:
+            raise RuleError(
+                f"`{path.name}`: the shape of output `{name}` (layer `{ref[0]}`) cannot be derived statically",
+                "model",
+                "end the sub-model with a layer of fusec's vocabulary (Dense, say)",
+            )
+        outputs[name] = out
+    _, trainable, non_trainable = weights
+    return SubModel(path, "keras", inputs, outputs, trainable, non_trainable)
+
+
+def _named(refs: Any) -> dict[str, list[Any]]:
+    """Keras saves inputs/outputs as a dict, a list of refs, or one ref."""
+    if isinstance(refs, dict):
+        return dict(refs)
+    if isinstance(refs, list) and refs and isinstance(refs[0], list):
+        return {r[0]: r for r in refs}
+    if isinstance(refs, list) and refs:
+        return {refs[0]: refs}
+    return {}
+
+
+def _weight_counts(zf: zipfile.ZipFile) -> tuple[dict[str, int], int, int]:
+    import io
+
+    import h5py
+    import numpy as np
+
+    data = io.BytesIO(zf.read("model.weights.h5"))
+    per_layer: dict[str, int] = {}
+    trainable = non_trainable = 0
+    with h5py.File(data, "r") as h5:
+
+        def visit(name: str, obj: Any) -> None:
+            nonlocal trainable, non_trainable
+            if not isinstance(obj, h5py.Dataset) or not name.startswith("layers/"):
+                return
+            size = int(np.prod(obj.shape)) if obj.shape else 1
+            parts = name.split("/")
+            per_layer[parts[1]] = per_layer.get(parts[1], 0) + size
+            cls = _layer_class(parts[1])
+            if parts[-1].isdigit() and int(parts[-1]) in _NON_TRAINABLE_VARS.get(cls, set()):
+                non_trainable += size
+            else:
+                trainable += size
+
+        h5.visititems(visit)
+    return per_layer, trainable, non_trainable
+
+
+def _layer_class(h5_name: str) -> str:
+    """Keras names weight groups after the layer class in snake case (``batch_normalization_1``)."""
+    base = h5_name.rstrip("0123456789").rstrip("_")
+    return "".join(p.capitalize() for p in base.split("_")).replace("BatchNormalization", "BatchNormalization")
+
+
+def spec_submodel(checked: Any) -> SubModel:
+    """The signature of a checked fusec spec used as a sub-model."""
+    doc = checked.doc
+    inputs = {i: checked.info[i].shape for i in doc["inputs"]}
+    outputs = {name: checked.info[ref.source].shape for name, ref in checked.graph.graph["outputs"].items()}
+    return SubModel(
+        checked.spec.path, "spec", inputs, outputs, checked.totals.trainable, checked.totals.non_trainable
+    )
+
+
+def node_path(base: tuple[PathPart, ...], key: str) -> tuple[PathPart, ...]:
+    return (*base, key)
