@@ -164,6 +164,8 @@ def build_model(checked: Checked, compile: bool = True) -> Any:
                     keras_layer(spec["layer"], spec.get("config", {}), nid), spec.get("trainable", True)
                 )
                 tensors[nid] = layer(args[0])
+            elif kind == "model":
+                tensors[nid] = _call_submodel(nid, spec, checked, tensors)
             else:
                 tensors[nid] = shared[spec["shared"]](args[0])
         except Exception as exc:  # Keras raises ValueError, TypeError, tf errors...
@@ -181,9 +183,31 @@ def build_model(checked: Checked, compile: bool = True) -> Any:
     return model
 
 
+def _call_submodel(nid: str, spec: Mapping[str, Any], checked: Checked, tensors: Mapping[str, Any]) -> Any:
+    """Load a ``model`` node's sub-model and call it on its inputs."""
+    from .submodel import load_submodel
+
+    sub, chosen, mapping, ctx = checked.graph.graph["submodels"][nid]
+    model = load_submodel(spec, sub, ctx, nid)
+    if isinstance(model.input, dict):
+        arg: Any = {name: tensors[src] for name, src in mapping.items()}
+    elif len(mapping) == 1:
+        arg = tensors[next(iter(mapping.values()))]
+    else:
+        arg = [tensors[mapping[name]] for name in sub.inputs]
+    # A frozen sub-model runs in inference mode (BatchNormalization uses its
+    # moving statistics), as Keras's transfer-learning guide prescribes.
+    out = model(arg, training=False) if not spec.get("trainable", True) else model(arg)
+    if isinstance(out, dict):
+        return out[chosen]
+    if isinstance(out, (list, tuple)):
+        return out[list(sub.outputs).index(chosen)]
+    return out
+
+
 def compile_model(model: Any, checked: Checked) -> None:
     """``model.compile`` from the spec's outputs and training section."""
-    outs = checked.doc["outputs"]
+    outs = checked.flat["outputs"]
     losses = {name: o["loss"] for name, o in outs.items() if o.get("loss")}
     weights = {name: float(o.get("loss_weight", 1.0)) for name, o in outs.items() if o.get("loss")}
     metrics = {name: list(o["metrics"]) for name, o in outs.items() if o.get("metrics")}

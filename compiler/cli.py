@@ -67,6 +67,13 @@ budget_option = click.option(
     show_default=True,
     help="Refuse models with more parameters than this.",
 )
+allow_option = click.option(
+    "--allow-dir",
+    "allow_dirs",
+    multiple=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="A folder outside the spec's own that sub-model paths may point into (repeatable).",
+)
 spec_arg = click.argument("spec", type=click.Path(path_type=Path, dir_okay=True, exists=False))
 
 
@@ -80,7 +87,8 @@ def cli() -> None:
 @click.argument("specs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @json_option
 @budget_option
-def check(specs: tuple[Path, ...], as_json: bool, max_params: int) -> None:
+@allow_option
+def check(specs: tuple[Path, ...], as_json: bool, max_params: int, allow_dirs: tuple[Path, ...]) -> None:
     """Validate specs: schema, references, cycles, shapes, parameter counts.
 
     Never imports TensorFlow. Reports every problem with its JSON path.
@@ -91,7 +99,7 @@ def check(specs: tuple[Path, ...], as_json: bool, max_params: int) -> None:
     results = []
     for spec in specs:
         try:
-            checked = _guard_static(lambda s=spec: check_spec(s, max_params))
+            checked = _guard_static(lambda s=spec: check_spec(s, max_params, allow_dirs))
         except FusecError as err:
             failures.append(err)
             results.append({"file": str(spec), "ok": False, "errors": err.to_json()})
@@ -126,12 +134,13 @@ def _guard_static(fn: Callable[[], Any]) -> Any:
 @spec_arg
 @json_option
 @budget_option
-def summary(spec: Path, as_json: bool, max_params: int) -> None:
+@allow_option
+def summary(spec: Path, as_json: bool, max_params: int, allow_dirs: tuple[Path, ...]) -> None:
     """Print each node's kind, output shape and parameters (no TensorFlow)."""
     from .check import check_spec
     from .summary import format_summary, summary_rows
 
-    checked = _guard(lambda: check_spec(spec, max_params), as_json)
+    checked = _guard(lambda: check_spec(spec, max_params, allow_dirs), as_json)
     if as_json:
         t = checked.totals
         payload = {
@@ -163,14 +172,17 @@ def summary(spec: Path, as_json: bool, max_params: int) -> None:
 )
 @json_option
 @budget_option
-def compile_cmd(spec: Path, output: Path | None, fmt: str, as_json: bool, max_params: int) -> None:
+@allow_option
+def compile_cmd(
+    spec: Path, output: Path | None, fmt: str, as_json: bool, max_params: int, allow_dirs: tuple[Path, ...]
+) -> None:
     """Compile a spec into a SavedModel and a trainable .keras archive."""
     from .check import check_spec
     from .save import check_destination
     from .tf import quiet_environment
 
     quiet_environment()
-    checked = _guard(lambda: check_spec(spec, max_params), as_json)
+    checked = _guard(lambda: check_spec(spec, max_params, allow_dirs), as_json)
     out = output or Path("out") / checked.name
     _guard(lambda: check_destination(out.absolute()), as_json)
 

@@ -54,17 +54,21 @@ def iter_refs(inputs: Any, base: tuple[PathPart, ...]) -> Iterator[Ref]:
 
 
 def node_kind(node: Mapping[str, Any]) -> str:
-    """``layer``, ``merge`` or ``shared`` for a spec node."""
-    for kind in ("layer", "merge", "shared"):
+    """``layer``, ``merge``, ``shared``, ``model`` (or ``block``, before expansion) for a spec node."""
+    for kind in ("layer", "merge", "shared", "model", "block"):
         if kind in node:
             return kind
     raise ValueError("schema-valid nodes have a kind")
 
 
-def _arity_problems(nid: str, node: Mapping[str, Any], refs: list[Ref]) -> list[Problem]:
+def _arity_problems(
+    nid: str, node: Mapping[str, Any], refs: list[Ref], base: tuple[PathPart, ...]
+) -> list[Problem]:
     kind = node_kind(node)
-    path: tuple[PathPart, ...] = ("nodes", nid, "inputs")
+    path: tuple[PathPart, ...] = (*base, "inputs")
     inputs = node["inputs"]
+    if kind == "model":
+        return []  # named inputs are matched against the sub-model's own in the shapes stage
     if kind == "merge":
         rule = MERGES[node["merge"]]
         lo, hi = rule.arity
@@ -150,12 +154,20 @@ def _slot_problems(nid: str, rule: MergeRule, inputs: Any, path: tuple[PathPart,
     return problems
 
 
-def build_graph(doc: Mapping[str, Any], file: str | None = None) -> nx.DiGraph:
+def build_graph(
+    doc: Mapping[str, Any],
+    file: str | None = None,
+    origins: Mapping[str, tuple[PathPart, ...]] | None = None,
+    shared_origins: Mapping[str, tuple[PathPart, ...]] | None = None,
+) -> nx.DiGraph:
     """Turn a schema-valid spec document into a checked dependency graph.
 
     Args:
         doc: the spec, already validated against the schema.
         file: the spec's file name for messages.
+        origins: for nodes generated from blocks, the JSON path of their
+            definition (errors point there); others are at ``$.nodes.ID``.
+        shared_origins: the same for generated shared layers.
 
     Returns:
         A DiGraph whose nodes are input and node ids, with attributes
@@ -187,15 +199,22 @@ def build_graph(doc: Mapping[str, Any], file: str | None = None) -> nx.DiGraph:
             else:
                 owner[nid] = section
 
-    g = nx.DiGraph(outputs={}, shared=dict(shared), name=doc.get("name", "model"))
+    origins = origins or {}
+    g = nx.DiGraph(
+        outputs={},
+        shared=dict(shared),
+        shared_origins=dict(shared_origins or {}),
+        name=doc.get("name", "model"),
+    )
     for iid, spec in inputs.items():
         g.add_node(iid, kind="input", spec=spec, refs=[], path=("inputs", iid))
     for nid, spec in nodes.items():
         if owner.get(nid) != "nodes":
             continue
-        refs = list(iter_refs(spec["inputs"], ("nodes", nid, "inputs")))
-        g.add_node(nid, kind=node_kind(spec), spec=spec, refs=refs, path=("nodes", nid))
-        problems.extend(_arity_problems(nid, spec, refs))
+        base = origins.get(nid, ("nodes", nid))
+        refs = list(iter_refs(spec["inputs"], (*base, "inputs")))
+        g.add_node(nid, kind=node_kind(spec), spec=spec, refs=refs, path=base)
+        problems.extend(_arity_problems(nid, spec, refs, base))
 
     producers = sorted(n for n in g.nodes)
     used_shared: set[str] = set()
@@ -207,7 +226,9 @@ def build_graph(doc: Mapping[str, Any], file: str | None = None) -> nx.DiGraph:
             if sid in shared:
                 used_shared.add(sid)
             else:
-                problems.append(_dangling(("nodes", nid, "shared"), sid, sorted(shared), "shared layer"))
+                problems.append(
+                    _dangling((*g.nodes[nid]["path"], "shared"), sid, sorted(shared), "shared layer")
+                )
         for ref in g.nodes[nid]["refs"]:
             if ref.source in g:
                 g.add_edge(ref.source, nid)

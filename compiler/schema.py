@@ -22,7 +22,21 @@ from .rules import config_schema
 
 SCHEMA_ID = "https://fusec.dev/schemas/fusec-1.schema.json"
 ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
-REF_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+REF_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}(\.[A-Za-z0-9_]{1,64})?$"
+
+#: The keys each kind of node may have (the kind's own key first).
+KIND_KEYS: dict[str, tuple[str, ...]] = {
+    "layer": ("layer", "config", "trainable", "inputs", "doc"),
+    "merge": ("merge", "config", "inputs", "doc"),
+    "shared": ("shared", "inputs", "doc"),
+    "block": ("block", "inputs", "doc"),
+    "model": ("model", "weights", "output", "trainable", "inputs", "doc"),
+}
+_WHY_NOT = {
+    ("shared", "config"): "every call uses the shared layer's own; set it on the layer under `shared`",
+    ("shared", "trainable"): "every call uses the shared layer's own; set it on the layer under `shared`",
+    ("merge", "trainable"): "it has no weights to freeze",
+}
 
 DTYPES = ("float32", "float16", "bfloat16", "float64", "int32", "int64", "uint8", "bool")
 
@@ -145,6 +159,7 @@ def _layer_props() -> dict[str, Any]:
 
 
 def _node_schema() -> dict[str, Any]:
+    path = {"type": "string", "minLength": 1, "maxLength": 4096}
     props = {
         **_layer_props(),
         "merge": _doc({"type": "string", "enum": list(MERGES)}, "merge", "The fusion mode of a merge node."),
@@ -153,25 +168,82 @@ def _node_schema() -> dict[str, Any]:
             "shared",
             "Calls the layer defined under `shared` with this id: every call uses one set of weights.",
         ),
+        "block": _doc(
+            {"type": "string", "pattern": ID_PATTERN},
+            "block",
+            "Instantiates the block defined under `blocks` with this id.",
+        ),
+        "model": _doc(
+            path,
+            "model",
+            "A pretrained sub-model: a .keras archive or a fusec spec, relative to this spec's folder.",
+        ),
+        "weights": _doc(
+            path, "weights", "Trained weights for a fusec-spec sub-model (.weights.h5 or a compiled .keras)."
+        ),
+        "output": _doc(
+            {"type": "string", "pattern": ID_PATTERN},
+            "output",
+            "Which output of a sub-model with several outputs this node yields.",
+        ),
         "inputs": _inputs_schema(),
     }
+    every = set(props)
     return {
         "type": "object",
         "title": "node",
-        "description": "One step of the graph: a layer, a merge, or a call of a shared layer.",
+        "description": "One step of the graph: a layer, a merge, a shared-layer call, a block or a sub-model.",
         "properties": props,
         "additionalProperties": False,
         "required": ["inputs"],
-        "oneOf": [{"required": ["layer"]}, {"required": ["merge"]}, {"required": ["shared"]}],
+        "oneOf": [{"required": [kind]} for kind in KIND_KEYS],
         "allOf": [
             *_layer_configs(),
             *_merge_configs(),
-            {
-                "if": {"required": ["shared"]},
-                "then": {"not": {"anyOf": [{"required": ["config"]}, {"required": ["trainable"]}]}},
-            },
-            {"if": {"required": ["merge"]}, "then": {"not": {"required": ["trainable"]}}},
+            *(
+                {
+                    "if": {"required": [kind]},
+                    "then": {"properties": {k: {"not": {}} for k in sorted(every - set(keys))}},
+                }
+                for kind, keys in KIND_KEYS.items()
+            ),
         ],
+    }
+
+
+def _block_schema() -> dict[str, Any]:
+    ids = {"type": "string", "pattern": ID_PATTERN}
+    return {
+        "type": "object",
+        "title": "block",
+        "description": "A reusable sub-graph with named inputs and outputs, instantiated by `block` nodes.",
+        "properties": {
+            "inputs": _doc(
+                {"type": "array", "items": ids, "minItems": 1, "maxItems": 64, "uniqueItems": True},
+                "inputs",
+                "Names of the block's inputs; its nodes use them as ids.",
+            ),
+            "nodes": _section({"$ref": "#/$defs/node"}, "nodes", "The block's nodes by id.", 1),
+            "outputs": _doc(
+                {
+                    "type": "object",
+                    "propertyNames": {"pattern": ID_PATTERN},
+                    "additionalProperties": _ref("the block node that yields this output"),
+                    "minProperties": 1,
+                },
+                "outputs",
+                "The block's outputs: name -> inner node id. An instance `t` with one output is "
+                "referenced as `t`, else as `t.name`.",
+            ),
+            "shared_weights": _doc(
+                {"type": "boolean"},
+                "shared_weights",
+                "True: every instance uses one set of weights (siamese towers). Default: false.",
+            ),
+            "doc": _doc({"type": "string", "maxLength": 2000}, "doc", "Free text."),
+        },
+        "required": ["inputs", "nodes", "outputs"],
+        "additionalProperties": False,
     }
 
 
@@ -305,14 +377,16 @@ def generate_schema() -> dict[str, Any]:
             ),
             "inputs": _section(_input_schema(), "inputs", "Model inputs by id.", 1),
             "shared": _section(_shared_schema(), "shared", "Layers called by several nodes, by id."),
+            "blocks": _section(_block_schema(), "blocks", "Reusable sub-graphs by id."),
             "nodes": _section(
-                _node_schema(), "nodes", "The graph's nodes by id; file order does not matter.", 1
+                {"$ref": "#/$defs/node"}, "nodes", "The graph's nodes by id; file order does not matter.", 1
             ),
             "outputs": _section(_output_schema(), "outputs", "Model outputs by name.", 1),
             "training": _training_schema(),
         },
         "required": ["fusec", "inputs", "nodes", "outputs"],
         "additionalProperties": False,
+        "$defs": {"node": _node_schema()},
     }
 
 
@@ -446,22 +520,12 @@ def _translate(err: Any, doc: Any) -> list[Problem]:
                 "schema",
             )
         ]
-    if v == "not":
-        key = "config" if "config" in inst else "trainable"
-        if "shared" in inst:
-            return [
-                Problem(
-                    (*path, key),
-                    f"a `shared` node cannot set `{key}`: every call uses the shared layer's own",
-                    "set it on the layer under `shared`",
-                    "schema",
-                )
-            ]
-        return [
-            Problem(
-                (*path, "trainable"), "a merge node has no weights to freeze", "remove `trainable`", "schema"
-            )
-        ]
+    if v == "not" and path:
+        node = _get(doc, path[:-1])
+        kind = next((k for k in KIND_KEYS if isinstance(node, dict) and k in node), "node")
+        key = str(path[-1])
+        why = _WHY_NOT.get((kind, key), f"valid keys: {quote_names(list(KIND_KEYS.get(kind, ())))}")
+        return [Problem(path, f"a `{kind}` node cannot set `{key}`: {why}", "", "schema")]
     if v == "type":
         want = sv if isinstance(sv, list) else [sv]
         return [
@@ -528,12 +592,15 @@ def validate_schema(doc: Any, file: str | None = None) -> None:
     # A node that is two kinds at once also breaks each kind's config rules;
     # only the kind error is worth reading.
     confused = {
-        tuple(e.absolute_path) for e in errors if e.validator == "oneOf" and e.path and e.path[0] == "nodes"
+        tuple(e.absolute_path)
+        for e in errors
+        if e.validator == "oneOf" and e.path and all(set(b) == {"required"} for b in e.validator_value)
     }
     problems: list[Problem] = []
     seen: set[tuple[str, str]] = set()
     for err in ordered:
-        if any(tuple(err.absolute_path)[: len(c) + 1] == (*c, "config") for c in confused):
+        p = tuple(err.absolute_path)
+        if any(len(p) > len(c) and p[: len(c)] == c for c in confused):
             continue
         for p in _translate(err, doc):
             key = (p.jsonpath, p.message)

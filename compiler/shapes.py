@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import networkx as nx
@@ -18,6 +19,7 @@ from .errors import PathPart, Problem, RuleError, ShapeError
 from .graph import Ref, topo_order
 from .layers import LAYERS
 from .merges import MERGES, MergeRule, NamedSources, SlotError, Sources
+from .submodel import ModelContext, infer_model_node
 from .rules import Out, Shape, fmt_shape
 
 DEFAULT_MAX_PARAMS = 500_000_000  # 2 GB of float32 weights
@@ -87,7 +89,10 @@ def _grouped(rule: MergeRule, refs: Sequence[Ref], sources: Sources) -> Sources 
 
 
 def infer_shapes(
-    g: nx.DiGraph, file: str | None = None, max_params: int = DEFAULT_MAX_PARAMS
+    g: nx.DiGraph,
+    file: str | None = None,
+    max_params: int = DEFAULT_MAX_PARAMS,
+    models: ModelContext | None = None,
 ) -> dict[str, NodeInfo]:
     """Compute every node's output shape and parameter counts.
 
@@ -95,6 +100,8 @@ def infer_shapes(
         g: a graph from ``build_graph``.
         file: the spec's file name for messages.
         max_params: refuse models with more parameters than this.
+        models: how to resolve ``model`` nodes (paths, allowed folders);
+            the resolved sub-models are left in ``g.graph["submodels"]``.
 
     Returns:
         NodeInfo per node id, in topological order.
@@ -108,6 +115,7 @@ def infer_shapes(
     problems: list[Problem] = []
     shared_weights: dict[str, tuple[int, int, str, Shape]] = {}
     shared_calls: dict[str, int] = {}
+    g.graph["submodels"] = {}
 
     for nid in topo_order(g):
         attrs = g.nodes[nid]
@@ -126,6 +134,15 @@ def infer_shapes(
                 out = rule.infer(_grouped(rule, refs, sources), rule.resolve(spec.get("config", {})))
                 info[nid] = NodeInfo("merge", rule.name, out.shape, out.trainable, out.non_trainable)
                 continue
+            if kind == "model":
+                subject = f"node `{nid}` (model):"
+                ctx = models or ModelContext(Path(file).parent if file else Path.cwd(), max_params=max_params)
+                shapes = {r.source: info[r.source].shape for r in refs}
+                sub, chosen, mapping = infer_model_node(spec, refs, shapes, ctx)
+                g.graph["submodels"][nid] = (sub, chosen, mapping, ctx)
+                out = _freeze(Out(sub.outputs[chosen], sub.trainable, sub.non_trainable), spec.get("trainable", True))
+                info[nid] = NodeInfo("model", sub.path.name, out.shape, out.trainable, out.non_trainable)
+                continue
             in_shape = info[refs[0].source].shape
             if kind == "layer":
                 lrule = LAYERS[spec["layer"]]
@@ -143,7 +160,13 @@ def infer_shapes(
                 lrule.infer(in_shape, lrule.resolve(layer.get("config", {}))), layer.get("trainable", True)
             )
         except RuleError as exc:
-            config_base: tuple[PathPart, ...] = ("shared", spec["shared"]) if kind == "shared" else path
+            if kind == "model":
+                where = (*path, exc.key) if exc.key else (*path, "inputs")
+                problems.append(Problem(where, f"{subject} {exc.message}", exc.hint, "model"))
+                continue
+            config_base: tuple[PathPart, ...] = path
+            if kind == "shared":
+                config_base = g.graph["shared_origins"].get(spec["shared"], ("shared", spec["shared"]))
             problems.append(_rule_problem(exc, path, subject, config_base))
             continue
         shared_calls[sid] = shared_calls.get(sid, 0) + 1

@@ -239,3 +239,134 @@ def spec_submodel(checked: Any) -> SubModel:
 
 def node_path(base: tuple[PathPart, ...], key: str) -> tuple[PathPart, ...]:
     return (*base, key)
+
+
+@dataclass(frozen=True)
+class ModelContext:
+    """What the shapes stage needs to resolve ``model`` nodes.
+
+    Attributes:
+        spec_dir: the folder of the spec being checked.
+        allowed: further folders sub-model paths may point into.
+        stack: the spec files being checked, outermost first (cycle guard).
+        max_params: parameter budget passed on to nested specs.
+    """
+
+    spec_dir: Path
+    allowed: tuple[Path, ...] = ()
+    stack: tuple[Path, ...] = ()
+    max_params: int = 500_000_000
+
+
+def _fits(want: Shape, got: Shape) -> bool:
+    return len(want) == len(got) and all(a is None or b is None or a == b for a, b in zip(want, got, strict=True))
+
+
+def infer_model_node(
+    node: Mapping[str, Any], refs: Sequence[Any], shapes: Mapping[str, Shape], ctx: ModelContext
+) -> tuple[SubModel, str, dict[str, str]]:
+    """Resolve a ``model`` node: its sub-model, chosen output, and input mapping.
+
+    Returns:
+        (sub-model, output name, {sub-model input name: source node id}).
+
+    Raises:
+        RuleError: bad path, unreadable or refused file, a nested spec that
+            does not check, inputs that do not match, or an ambiguous output.
+    """
+    from .errors import FusecError
+
+    raw = node["model"]
+    path = resolve_path(raw, ctx.spec_dir, ctx.allowed)
+    if path.suffix == ".keras":
+        if "weights" in node:
+            raise RuleError("`weights` applies to fusec-spec sub-models; a .keras archive has its own", "weights")
+        sub = inspect_keras(path)
+    elif path.suffix == ".json":
+        if path in ctx.stack:
+            chain = " -> ".join(p.name for p in (*ctx.stack[ctx.stack.index(path) :], path))
+            raise RuleError(f"sub-model cycle: {chain}", "model", "a spec cannot contain itself")
+        if len(ctx.stack) >= MAX_NESTING:
+            raise RuleError(f"sub-models nest deeper than {MAX_NESTING} levels", "model")
+        from .check import check_spec
+
+        try:
+            checked = check_spec(path, ctx.max_params, allowed=ctx.allowed, _stack=(*ctx.stack, path))
+        except FusecError as err:
+            first = err.problems[0].format(str(path)) if err.problems else str(err)
+            raise RuleError(f"sub-model `{raw}` does not check: {first}", "model") from None
+        sub = spec_submodel(checked)
+        if "weights" in node:
+            weights = resolve_path(node["weights"], ctx.spec_dir, ctx.allowed, "weights")
+            if not (weights.name.endswith(".weights.h5") or weights.suffix == ".keras"):
+                raise RuleError("`weights` must be a .weights.h5 file or a compiled .keras archive", "weights")
+    else:
+        raise RuleError(f"`{raw}` is neither a .keras archive nor a .json fusec spec", "model")
+
+    names = list(sub.inputs)
+    if len(refs) == 1 and refs[0].slot == ():
+        if len(names) != 1:
+            raise RuleError(
+                f"sub-model `{raw}` has inputs {', '.join(f'`{n}`' for n in names)}; give them by name",
+                hint='write "inputs": {' + ", ".join(f'"{n}": ID' for n in names) + "}",
+            )
+        mapping = {names[0]: refs[0].source}
+    else:
+        mapping = {}
+        for ref in refs:
+            name = str(ref.slot[0]) if ref.slot else ""
+            if name not in sub.inputs or len(ref.slot) != 1:
+                raise RuleError(
+                    f"sub-model `{raw}` has no input `{name}`; its inputs: {', '.join(f'`{n}`' for n in names)}"
+                )
+            mapping[name] = ref.source
+        missing = [n for n in names if n not in mapping]
+        if missing:
+            raise RuleError(f"sub-model `{raw}` needs input `{missing[0]}`")
+    for name, source in mapping.items():
+        if not _fits(sub.inputs[name], shapes[source]):
+            from .rules import fmt_shape
+
+            raise RuleError(
+                f"sub-model `{raw}` input `{name}` takes {fmt_shape(sub.inputs[name])}. "
+                f"Received: {fmt_shape(shapes[source])} from `{source}`"
+            )
+    outputs = list(sub.outputs)
+    chosen = node.get("output")
+    if chosen is None:
+        if len(outputs) != 1:
+            raise RuleError(
+                f"sub-model `{raw}` has outputs {', '.join(f'`{o}`' for o in outputs)}; choose one",
+                hint='add "output": NAME',
+            )
+        chosen = outputs[0]
+    elif chosen not in sub.outputs:
+        raise RuleError(
+            f"sub-model `{raw}` has no output `{chosen}`; its outputs: {', '.join(f'`{o}`' for o in outputs)}",
+            "output",
+        )
+    return sub, chosen, mapping
+
+
+def load_submodel(node: Mapping[str, Any], sub: SubModel, ctx: ModelContext, name: str) -> Any:
+    """Load a sub-model for the build stage (safe mode for archives)."""
+    import keras
+
+    if sub.kind == "keras":
+        model = keras.saving.load_model(sub.path, compile=False, safe_mode=True)
+    else:
+        from .build import build_model
+        from .check import check_spec
+
+        checked = check_spec(sub.path, ctx.max_params, allowed=ctx.allowed)
+        model = build_model(checked, compile=False)
+        if "weights" in node:
+            weights = resolve_path(node["weights"], ctx.spec_dir, ctx.allowed, "weights")
+            if weights.suffix == ".keras":
+                trained = keras.saving.load_model(weights, compile=False, safe_mode=True)
+                model.set_weights(trained.get_weights())
+            else:
+                model.load_weights(weights)
+    model.name = name  # the sub-model appears in the parent under its node id
+    model.trainable = node.get("trainable", True)
+    return model

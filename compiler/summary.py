@@ -65,7 +65,7 @@ def format_summary(checked: Checked) -> str:
 
     rule = "-" * len(fmt(header))
     t = checked.totals
-    outs = checked.doc["outputs"]
+    outs = checked.flat["outputs"]
     out_lines = [
         f"  {name} <- {o['from']} {fmt_shape(checked.info[o['from']].shape)}"
         + (f"  loss {o['loss']} x {o.get('loss_weight', 1)}" if o.get("loss") else "")
