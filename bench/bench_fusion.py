@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     keras = import_keras()
     import numpy as np
     import tensorflow as tf
+
     from fusec.fusion import WeightedMerge
 
     if args.device == "gpu" and not tf.config.list_physical_devices("GPU"):
@@ -160,9 +161,7 @@ def make_step(tf: Any, layer: Any, inputs: list[Any], backward: bool) -> Callabl
     return lambda: fn(inputs)
 
 
-def print_table(
-    rows: list[tuple[str, int, str, float, float, float]], args: argparse.Namespace, tf: Any
-) -> None:
+def print_table(rows: list[tuple[str, int, str, float, float, float]], args: argparse.Namespace, tf: Any) -> None:
     print(
         f"device={args.device} tf={tf.__version__} batch={args.batch} features={args.features} "
         f"median of {args.repeats} x {args.inner} calls"

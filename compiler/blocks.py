@@ -105,11 +105,7 @@ class _Expander:
                 )
             elif ref not in valid:
                 near = did_you_mean(ref, valid)
-                hint = (
-                    f"did you mean `{near[0]}`?"
-                    if near
-                    else (f"valid: {quote_names(valid)}" if valid else "")
-                )
+                hint = f"did you mean `{near[0]}`?" if near else (f"valid: {quote_names(valid)}" if valid else "")
                 self.problems.append(Problem(path, f"no node or input named `{ref}`", hint, "reference"))
             return ref  # keep the name: the graph stage reports what is left
 
@@ -118,9 +114,7 @@ class _Expander:
         if isinstance(inputs, list):
             return [one(r, (*base, i)) for i, r in enumerate(inputs)]
         return {
-            name: one(v, (*base, name))
-            if isinstance(v, str)
-            else [one(r, (*base, name, i)) for i, r in enumerate(v)]
+            name: one(v, (*base, name)) if isinstance(v, str) else [one(r, (*base, name, i)) for i, r in enumerate(v)]
             for name, v in inputs.items()
         }
 
@@ -204,11 +198,7 @@ class _Expander:
         block = self.blocks.get(name)
         if block is None:
             near = did_you_mean(name, sorted(self.blocks))
-            hint = (
-                f"did you mean `{near[0]}`?"
-                if near
-                else f"defined blocks: {quote_names(sorted(self.blocks))}"
-            )
+            hint = f"did you mean `{near[0]}`?" if near else f"defined blocks: {quote_names(sorted(self.blocks))}"
             self.problems.append(Problem((*path, "block"), f"no block named `{name}`", hint, "reference"))
             return
         if name in stack:
@@ -245,9 +235,7 @@ class _Expander:
                 )
             )
         for missing in [w for w in wanted if w not in given]:
-            self.problems.append(
-                Problem((*path, "inputs"), f"block `{name}` needs input `{missing}`", "", "arity")
-            )
+            self.problems.append(Problem((*path, "inputs"), f"block `{name}` needs input `{missing}`", "", "arity"))
         inner_env: dict[str, str] = {}
         for port, ref in given.items():
             if port in wanted and isinstance(ref, str):
@@ -314,9 +302,7 @@ def expand_blocks(doc: Mapping[str, Any], file: str | None = None) -> Expansion:
                 )
             )
     # Outputs may name a block instance (or `instance.port`).
-    outputs = {
-        nid: ex.instance_ports(n["block"], f"{nid}{SEP}") for nid, n in doc["nodes"].items() if "block" in n
-    }
+    outputs = {nid: ex.instance_ports(n["block"], f"{nid}{SEP}") for nid, n in doc["nodes"].items() if "block" in n}
     for out in ex.out.doc["outputs"].values():
         src = out["from"]
         flat = ex.resolve(src, {n: n for n in top}, outputs)

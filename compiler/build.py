@@ -160,14 +160,14 @@ def build_model(checked: Checked, compile: bool = True) -> Any:
                 layer = keras_merge(spec["merge"], spec.get("config", {}), nid, [r.source for r in refs])
                 tensors[nid] = layer(*_merge_args(MERGES[spec["merge"]], refs, args))
             elif kind == "layer":
-                layer = _named(
-                    keras_layer(spec["layer"], spec.get("config", {}), nid), spec.get("trainable", True)
-                )
-                tensors[nid] = layer(args[0])
+                layer = _named(keras_layer(spec["layer"], spec.get("config", {}), nid), spec.get("trainable", True))
+                _store(tensors, nid, _call_layer(layer, LAYERS[spec["layer"]], attrs["refs"], tensors))
             elif kind == "model":
                 tensors[nid] = _call_submodel(nid, spec, checked, tensors)
             else:
-                tensors[nid] = shared[spec["shared"]](args[0])
+                sid = spec["shared"]
+                rule = LAYERS[g.graph["shared"][sid]["layer"]]
+                _store(tensors, nid, _call_layer(shared[sid], rule, attrs["refs"], tensors))
         except Exception as exc:  # Keras raises ValueError, TypeError, tf errors...
             raise BuildError.single(
                 attrs["path"],
@@ -181,6 +181,28 @@ def build_model(checked: Checked, compile: bool = True) -> Any:
     if compile:
         compile_model(model, checked)
     return model
+
+
+def _store(tensors: dict[str, Any], nid: str, out: Any) -> None:
+    """Keep a node's output; a multi-output layer's outputs also as ``id.0``, ``id.1``..."""
+    if isinstance(out, (list, tuple)):
+        for i, t in enumerate(out):
+            tensors[f"{nid}.{i}"] = t
+        out = out[0]
+    tensors[nid] = out
+
+
+def _call_layer(layer: Any, rule: Any, refs: Any, tensors: Mapping[str, Any]) -> Any:
+    """Call a layer on its input, or on its named inputs (attention layers)."""
+    if not rule.slots:
+        return layer(tensors[refs[0].source])
+    if len(refs) == 1 and refs[0].slot == ():
+        given = dict.fromkeys(rule.required_slots, tensors[refs[0].source])
+    else:
+        given = {str(r.slot[0]): tensors[r.source] for r in refs}
+    if rule.call_style == "list":
+        return layer([given[s] for s in rule.slots if s in given])
+    return layer(**given)
 
 
 def _call_submodel(nid: str, spec: Mapping[str, Any], checked: Checked, tensors: Mapping[str, Any]) -> Any:

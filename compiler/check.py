@@ -93,6 +93,4 @@ def check_spec(
         max_params,
     )
     info = infer_shapes(graph, spec.file, max_params, models)
-    return Checked(
-        spec, graph, topo_order(graph), info, total_params(info), flat.doc, flat.scopes, models
-    )
+    return Checked(spec, graph, topo_order(graph), info, total_params(info), flat.doc, flat.scopes, models)

@@ -7,6 +7,7 @@ shows the traceback).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -99,7 +100,7 @@ def check(specs: tuple[Path, ...], as_json: bool, max_params: int, allow_dirs: t
     results = []
     for spec in specs:
         try:
-            checked = _guard_static(lambda s=spec: check_spec(s, max_params, allow_dirs))
+            checked = _guard_static(functools.partial(check_spec, spec, max_params, allow_dirs))
         except FusecError as err:
             failures.append(err)
             results.append({"file": str(spec), "ok": False, "errors": err.to_json()})
@@ -217,11 +218,53 @@ def compile_cmd(
 
 
 @cli.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.option("--node", help="Only this weighted merge node.")
+@json_option
+def weights(model_dir: Path, node: str | None, as_json: bool) -> None:
+    """Print the learned, normalised weights of each `weighted` merge, by input.
+
+    MODEL_DIR is a `fusec compile` output folder (or its .keras archive). A
+    `gated` merge has no fixed weights: its gate decides per example.
+    """
+    from .tf import import_keras
+
+    import_keras()
+
+    def run() -> Any:
+        from .fusion import learned_weights
+
+        return learned_weights(model_dir, node)
+
+    found = _guard(run, as_json)
+    if as_json:
+        click.echo(json.dumps({"ok": True, "weights": found}, indent=2))
+        return
+    if not found:
+        click.echo(f"{model_dir}: no weighted merges")
+    for merge, per_input in sorted(found.items()):
+        click.echo(f"{merge}:")
+        width = max(len(k) for k in per_input)
+        for inp, w in per_input.items():
+            shown = f"{w:.4f}" if isinstance(w, float) else "[" + ", ".join(f"{v:.4f}" for v in w) + "]"
+            click.echo(f"  {inp.ljust(width)}  {shown}")
+
+
+@cli.command()
 def schema() -> None:
     """Print the spec's JSON Schema (2020-12)."""
     from .schema import schema_json
 
     click.echo(schema_json(), nl=False)
+
+
+def _register() -> None:
+    from .cli_render import render_command
+
+    cli.add_command(render_command)
+
+
+_register()
 
 
 def main() -> None:

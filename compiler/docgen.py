@@ -22,7 +22,9 @@ def _type(p: Param) -> str:
     if "oneOf" in schema:
         return " or ".join(str(b.get("type", "value")) for b in schema["oneOf"])
     kind = schema.get("type", "value")
-    bounds = [f"{op} {schema[k]}" for k, op in (("minimum", "≥"), ("maximum", "≤"), ("exclusiveMaximum", "<")) if k in schema]
+    bounds = [
+        f"{op} {schema[k]}" for k, op in (("minimum", "≥"), ("maximum", "≤"), ("exclusiveMaximum", "<")) if k in schema
+    ]
     return f"{kind} {', '.join(bounds)}".strip() if kind != "object" else "object"
 
 
@@ -65,9 +67,9 @@ def vocabulary_markdown() -> str:
         lines += [f"### `{name}`", "", f"{rule.doc} {inputs} Keras layer: `{rule.keras}`.", ""]
         lines += _table(rule.params)
     lines += ["## Layers", ""]
-    for name, rule in sorted(LAYERS.items()):
-        lines += [f"### `{name}`", "", rule.doc, ""]
-        lines += _table(rule.params)
+    for name, layer in sorted(LAYERS.items()):
+        lines += [f"### `{name}`", "", layer.doc, ""]
+        lines += _table(layer.params)
     lines += ["## Refused", "", "| layer | why |", "|---|---|"]
     lines += [f"| `{name}` | {why} |" for name, why in REFUSED.items()]
     return "\n".join(lines) + "\n"

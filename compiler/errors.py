@@ -12,7 +12,7 @@ import difflib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 PathPart = str | int
 
@@ -81,7 +81,9 @@ class Problem:
 
     def format(self, file: str | None) -> str:
         where = f"{file}: " if file else ""
-        text = f"{where}{self.jsonpath}: {self.message}"
+        # A problem with no file and no path (a missing output folder, say) is not about a spec.
+        at = f"{self.jsonpath}: " if (file or self.path) else ""
+        text = f"{where}{at}{self.message}"
         if self.hint:
             text += f" ({self.hint})"
         return text
@@ -123,14 +125,17 @@ class FusecError(Exception):
 
     @classmethod
     def single(
-        cls,
+        cls: type[_E],
         path: Iterable[PathPart],
         message: str,
         hint: str = "",
         code: str = "spec",
         file: str | None = None,
-    ) -> FusecError:
+    ) -> _E:
         return cls([Problem(tuple(path), message, hint, code)], file=file)
+
+
+_E = TypeVar("_E", bound=FusecError)
 
 
 class LoadError(FusecError):

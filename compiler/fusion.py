@@ -144,9 +144,7 @@ class GatedMerge(_Layer):
         **kwargs: Keras layer arguments.
     """
 
-    def __init__(
-        self, softmax: bool = False, top_k: int | None = None, epsilon: float = 1e-7, **kwargs: Any
-    ) -> None:
+    def __init__(self, softmax: bool = False, top_k: int | None = None, epsilon: float = 1e-7, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if top_k is not None and int(top_k) < 1:
             raise ValueError(f"top_k must be at least 1. Received: {top_k}")

@@ -16,7 +16,9 @@ from typing import Any
 import networkx as nx
 
 from .errors import GraphError, PathPart, Problem, did_you_mean, quote_names
+from .layers import LAYERS
 from .merges import MERGES, MergeRule
+from .rules import LayerRule
 
 Slot = tuple[str | int, ...]
 
@@ -53,6 +55,11 @@ def iter_refs(inputs: Any, base: tuple[PathPart, ...]) -> Iterator[Ref]:
                     yield Ref((name, i), ref, (*base, name, i))
 
 
+def ref_node(source: str) -> str:
+    """The node a reference points at: ``enc`` for ``enc.1`` (output 1 of ``enc``)."""
+    return source.partition(".")[0]
+
+
 def node_kind(node: Mapping[str, Any]) -> str:
     """``layer``, ``merge``, ``shared``, ``model`` (or ``block``, before expansion) for a spec node."""
     for kind in ("layer", "merge", "shared", "model", "block"):
@@ -61,23 +68,57 @@ def node_kind(node: Mapping[str, Any]) -> str:
     raise ValueError("schema-valid nodes have a kind")
 
 
+def _layer_slot_problems(nid: str, rule: LayerRule, inputs: Any, path: tuple[PathPart, ...]) -> list[Problem]:
+    """A layer with named inputs takes one id (all required slots) or an object of slots."""
+    if isinstance(inputs, str):
+        return []
+    names = quote_names(list(rule.slots))
+    if not isinstance(inputs, dict):
+        return [
+            Problem(
+                path,
+                f"node `{nid}` ({rule.name}) takes named inputs {names}, or one id for all of "
+                f"{quote_names(list(rule.required_slots))}",
+                'write {"query": ID, "value": ID}',
+                "arity",
+            )
+        ]
+    problems = []
+    for slot, value in inputs.items():
+        if slot not in rule.slots:
+            near = did_you_mean(slot, rule.slots)
+            hint = f"did you mean `{near[0]}`?" if near else f"its inputs: {names}"
+            problems.append(Problem((*path, slot), f"{rule.name} has no input `{slot}`", hint, "arity"))
+        elif not isinstance(value, str):
+            problems.append(Problem((*path, slot), f"input `{slot}` takes one id", "", "arity"))
+    for slot in rule.required_slots:
+        if slot not in inputs:
+            problems.append(Problem(path, f"node `{nid}` ({rule.name}) needs input `{slot}`", "", "arity"))
+    return problems
+
+
 def _arity_problems(
-    nid: str, node: Mapping[str, Any], refs: list[Ref], base: tuple[PathPart, ...]
+    nid: str,
+    node: Mapping[str, Any],
+    refs: list[Ref],
+    base: tuple[PathPart, ...],
+    shared: Mapping[str, Any] | None = None,
 ) -> list[Problem]:
     kind = node_kind(node)
     path: tuple[PathPart, ...] = (*base, "inputs")
     inputs = node["inputs"]
     if kind == "model":
         return []  # named inputs are matched against the sub-model's own in the shapes stage
+    layer_name = node.get("layer") or (shared or {}).get(node.get("shared", ""), {}).get("layer")
+    if layer_name in LAYERS and LAYERS[layer_name].slots:
+        return _layer_slot_problems(nid, LAYERS[layer_name], inputs, path)
     if kind == "merge":
         rule = MERGES[node["merge"]]
         lo, hi = rule.arity
         if rule.slots is not None:
             return _slot_problems(nid, rule, inputs, path)
         if not isinstance(inputs, list):
-            return [
-                Problem(path, f"merge `{nid}` ({rule.name}) takes a list of inputs", 'write ["a", "b", ...]')
-            ]
+            return [Problem(path, f"merge `{nid}` ({rule.name}) takes a list of inputs", 'write ["a", "b", ...]')]
         if len(refs) < lo or (hi is not None and len(refs) > hi):
             return [
                 Problem(
@@ -111,9 +152,7 @@ def _slot_problems(nid: str, rule: MergeRule, inputs: Any, path: tuple[PathPart,
     subject = f"merge `{nid}` ({rule.name})"
     example = ", ".join(f'"{s}": ' + ('["a", "b", ...]' if k == "list" else '"c"') for s, k in slots.items())
     if not isinstance(inputs, dict):
-        return [
-            Problem(path, f"{subject} takes named inputs {quote_names(list(slots))}", f"write {{{example}}}")
-        ]
+        return [Problem(path, f"{subject} takes named inputs {quote_names(list(slots))}", f"write {{{example}}}")]
     problems = []
     for name in inputs:
         if name not in slots:
@@ -136,9 +175,7 @@ def _slot_problems(nid: str, rule: MergeRule, inputs: Any, path: tuple[PathPart,
             )
         elif kind == "list" and not isinstance(value, list):
             problems.append(
-                Problem(
-                    (*path, name), f"{subject} takes a list of ids as `{name}`", f'write ["{value}", ...]'
-                )
+                Problem((*path, name), f"{subject} takes a list of ids as `{name}`", f'write ["{value}", ...]')
             )
         elif kind == "list":
             lo, hi = rule.arity
@@ -214,7 +251,7 @@ def build_graph(
         base = origins.get(nid, ("nodes", nid))
         refs = list(iter_refs(spec["inputs"], (*base, "inputs")))
         g.add_node(nid, kind=node_kind(spec), spec=spec, refs=refs, path=base)
-        problems.extend(_arity_problems(nid, spec, refs, base))
+        problems.extend(_arity_problems(nid, spec, refs, base, shared))
 
     producers = sorted(n for n in g.nodes)
     used_shared: set[str] = set()
@@ -226,19 +263,17 @@ def build_graph(
             if sid in shared:
                 used_shared.add(sid)
             else:
-                problems.append(
-                    _dangling((*g.nodes[nid]["path"], "shared"), sid, sorted(shared), "shared layer")
-                )
+                problems.append(_dangling((*g.nodes[nid]["path"], "shared"), sid, sorted(shared), "shared layer"))
         for ref in g.nodes[nid]["refs"]:
-            if ref.source in g:
-                g.add_edge(ref.source, nid)
+            source = ref_node(ref.source)
+            if source in g:
+                g.add_edge(source, nid)
             elif ref.source in shared:
                 problems.append(
                     Problem(
                         ref.path,
                         f"`{ref.source}` is a shared layer, not a node",
-                        f'call it with a node {{"shared": "{ref.source}", "inputs": ...}} '
-                        "and reference that node",
+                        f'call it with a node {{"shared": "{ref.source}", "inputs": ...}} and reference that node',
                         "reference",
                     )
                 )
@@ -248,7 +283,7 @@ def build_graph(
     for name, out in doc["outputs"].items():
         ref = Ref((), out["from"], ("outputs", name, "from"))
         g.graph["outputs"][name] = ref
-        if ref.source not in g:
+        if ref_node(ref.source) not in g:
             problems.append(_dangling(ref.path, ref.source, producers, "node or input"))
 
     problems.extend(_cycle_problems(g))
@@ -281,7 +316,7 @@ def _cycle_problems(g: nx.DiGraph) -> list[Problem]:
         cycle = nx.find_cycle(g.subgraph(scc), source=start)
         names = [u for u, _ in cycle] + [cycle[-1][1]]
         closing = cycle[-1]
-        ref = next(r for r in g.nodes[closing[1]]["refs"] if r.source == closing[0])
+        ref = next(r for r in g.nodes[closing[1]]["refs"] if ref_node(r.source) == closing[0])
         problems.append(
             Problem(
                 ref.path,
@@ -296,8 +331,8 @@ def _cycle_problems(g: nx.DiGraph) -> list[Problem]:
 def _reach_problems(g: nx.DiGraph, shared: Mapping[str, Any], used_shared: set[str]) -> list[Problem]:
     live: set[str] = set()
     for ref in g.graph["outputs"].values():
-        live.add(ref.source)
-        live |= nx.ancestors(g, ref.source)
+        live.add(ref_node(ref.source))
+        live |= nx.ancestors(g, ref_node(ref.source))
     problems = []
     for n in sorted(g.nodes):
         if n in live:

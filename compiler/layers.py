@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from . import layers_conv, layers_core, layers_rnn
+from . import layers_attention, layers_conv, layers_core, layers_rnn
 from .rules import LayerRule
 
 #: Every layer a spec may name, by its Keras class name.
 LAYERS: Mapping[str, LayerRule] = {
-    rule.name: rule for rule in (*layers_core.LAYERS, *layers_conv.LAYERS, *layers_rnn.LAYERS)
+    rule.name: rule for rule in (*layers_core.LAYERS, *layers_conv.LAYERS, *layers_rnn.LAYERS, *layers_attention.LAYERS)
 }
 
 #: Layers refused on purpose, with the reason shown to the user.

@@ -68,16 +68,12 @@ def _window(
             "dilation_rate",
         )
     length = deconv_length if transpose else conv_length
-    out = tuple(
-        length(d, k, s, c["padding"], r)
-        for d, k, s, r in zip(spatial, window, strides, dilation, strict=True)
-    )
+    out = tuple(length(d, k, s, c["padding"], r) for d, k, s, r in zip(spatial, window, strides, dilation, strict=True))
     if any(d is not None and d <= 0 for d in out):
         span = [(k - 1) * r + 1 for k, r in zip(window, dilation, strict=True)]
         dilated = f" (spanning {span} with dilation_rate {list(dilation)})" if max(dilation) > 1 else ""
         raise RuleError(
-            f"{what}'s {key} {list(window)}{dilated} is larger than the input {fmt_shape(shape)} "
-            "with padding 'valid'",
+            f"{what}'s {key} {list(window)}{dilated} is larger than the input {fmt_shape(shape)} with padding 'valid'",
             key,
             f'use padding "same" or a smaller {key}',
         )
@@ -233,9 +229,7 @@ def _pool_params(rank: int, default: Any) -> tuple[Param, ...]:
     return (
         p_ints("pool_size", "Window size: one int or one per spatial axis.", rank, default),
         p_ints("strides", "Step of the window (default: pool_size).", rank, None),
-        p_enum(
-            "padding", '"valid" (no padding) or "same" (ceil(input / strides)).', ("valid", "same"), "valid"
-        ),
+        p_enum("padding", '"valid" (no padding) or "same" (ceil(input / strides)).', ("valid", "same"), "valid"),
     )
 
 
@@ -243,9 +237,7 @@ _KEEPDIMS = (p_bool("keepdims", "Keep the pooled spatial axes with length 1.", F
 
 _PAIRS_ONE = {"type": "integer", "minimum": 0, "maximum": MAX_DIM}
 _PAIRS_TWO = {"type": "array", "items": _PAIRS_ONE, "minItems": 2, "maxItems": 2}
-_PAIRS = {
-    "oneOf": [_PAIRS_ONE, _PAIRS_TWO, {"type": "array", "items": _PAIRS_TWO, "minItems": 2, "maxItems": 2}]
-}
+_PAIRS = {"oneOf": [_PAIRS_ONE, _PAIRS_TWO, {"type": "array", "items": _PAIRS_TWO, "minItems": 2, "maxItems": 2}]}
 
 _POOL_EXAMPLES_1D: Any = (
     ((8, 3), {"pool_size": 2}),
@@ -262,9 +254,7 @@ _GLOBAL_EXAMPLES_2D: Any = (((4, 4, 3), {}), ((None, None, 5), {"keepdims": True
 
 
 def _pooling(name: str, doc: str, rank: int, default: Any, examples: Any) -> LayerRule:
-    return LayerRule(
-        name, doc, _pool_params(rank, default), _pool(name, rank), examples, ("pool_size", "strides")
-    )
+    return LayerRule(name, doc, _pool_params(rank, default), _pool(name, rank), examples, ("pool_size", "strides"))
 
 
 def _global(name: str, doc: str, rank: int, examples: Any) -> LayerRule:
@@ -352,9 +342,7 @@ LAYERS = (
     _pooling("MaxPooling1D", "Max over windows of the steps axis.", 1, 2, _POOL_EXAMPLES_1D),
     _pooling("MaxPooling2D", "Max over windows of the rows and cols axes.", 2, (2, 2), _POOL_EXAMPLES_2D),
     _pooling("AveragePooling1D", "Mean over windows of the steps axis.", 1, REQUIRED, _POOL_EXAMPLES_1D),
-    _pooling(
-        "AveragePooling2D", "Mean over windows of the rows and cols axes.", 2, REQUIRED, _POOL_EXAMPLES_2D
-    ),
+    _pooling("AveragePooling2D", "Mean over windows of the rows and cols axes.", 2, REQUIRED, _POOL_EXAMPLES_2D),
     _global("GlobalAveragePooling1D", "Mean over the steps axis.", 1, _GLOBAL_EXAMPLES_1D),
     _global("GlobalAveragePooling2D", "Mean over the rows and cols axes.", 2, _GLOBAL_EXAMPLES_2D),
     _global("GlobalMaxPooling1D", "Max over the steps axis.", 1, _GLOBAL_EXAMPLES_1D),
@@ -362,11 +350,7 @@ LAYERS = (
     LayerRule(
         "ZeroPadding2D",
         "Pads rows and cols with zeros.",
-        (
-            Param(
-                "padding", _PAIRS, "p, [rows, cols] or [[top, bottom], [left, right]] zeros to add.", (1, 1)
-            ),
-        ),
+        (Param("padding", _PAIRS, "p, [rows, cols] or [[top, bottom], [left, right]] zeros to add.", (1, 1)),),
         _zero_padding,
         (
             ((4, 4, 3), {}),

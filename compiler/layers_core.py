@@ -77,8 +77,7 @@ def _permute(shape: Shape, c: Any) -> Out:
     dims = list(c["dims"])
     if sorted(dims) != list(range(1, len(shape))):
         raise RuleError(
-            f"Permute's dims must order 1..{len(shape) - 1} for an input of shape {fmt_shape(shape)}. "
-            f"Received: {dims}",
+            f"Permute's dims must order 1..{len(shape) - 1} for an input of shape {fmt_shape(shape)}. Received: {dims}",
             "dims",
         )
     return Out((shape[0], *(shape[d] for d in dims)))

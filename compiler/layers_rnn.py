@@ -36,7 +36,8 @@ def _recurrent(what: str, gates: int) -> Infer:
         if what == "GRU" and c["reset_after"]:
             bias *= 2  # separate input and recurrent biases
         out = (shape[0], shape[1], units) if c["return_sequences"] else (shape[0], units)
-        return Out(out, weights + bias)
+        states = ((shape[0], units),) * (2 if what == "LSTM" else 1) if c.get("return_state") else ()
+        return Out(out, weights + bias, extra=states)
 
     return infer
 
@@ -50,9 +51,7 @@ def _common() -> tuple[Param, ...]:
 
 
 def _gate_activation() -> Param:
-    return Param(
-        "recurrent_activation", p_activation().schema, "Activation of the gates, by name.", "sigmoid"
-    )
+    return Param("recurrent_activation", p_activation().schema, "Activation of the gates, by name.", "sigmoid")
 
 
 _WEIGHTS = (
@@ -77,6 +76,11 @@ _SEQUENCE = (
     ),
     p_int("seed", "Seed of the dropout masks.", None, minimum=0, maximum=(1 << 31) - 1),
     p_bool("return_sequences", "Return the output of every step, not only the last one.", False),
+    p_bool(
+        "return_state",
+        "Also return the final states (LSTM: h and c; GRU, SimpleRNN: h), addressed as `id.1`, `id.2`.",
+        False,
+    ),
     p_bool("go_backwards", "Process the sequence in reverse (and return the reversed outputs).", False),
 )
 
@@ -109,6 +113,7 @@ LSTM = LayerRule(
     (
         ((5, 3), {"units": 4}),
         ((None, 8), {"units": 16, "return_sequences": True}),
+        ((6, 3), {"units": 5, "return_state": True}),
         ((6, 2), {"units": 3, "use_bias": False, "unit_forget_bias": False, "recurrent_dropout": 0.1}),
     ),
     _SUMMARY,
@@ -172,9 +177,7 @@ def _inner_schema() -> dict[str, Any]:
         "allOf": [
             {
                 "if": {
-                    "properties": {
-                        "layer": {"const": name, "title": "layer", "description": f"Wraps a {name}."}
-                    },
+                    "properties": {"layer": {"const": name, "title": "layer", "description": f"Wraps a {name}."}},
                     "required": ["layer"],
                 },
                 "then": {
@@ -202,6 +205,12 @@ def _bidirectional(shape: Shape, c: Any) -> Out:
             f"Bidirectional needs its inner {name} to run forwards. Received: go_backwards=true",
             "layer",
             "drop go_backwards: Bidirectional already runs a backward copy",
+        )
+    if config.get("return_state"):
+        raise RuleError(
+            f"Bidirectional's inner {name} cannot return its states in fusec",
+            "layer",
+            "drop return_state, or use two RNN layers (one with go_backwards) and merge them",
         )
     try:
         inner = rule.infer(shape, config)

@@ -41,7 +41,7 @@ class Spec:
         return str(self.path)
 
 
-class _Obj(dict):  # type: ignore[type-arg]
+class _Obj(dict[str, Any]):
     """A JSON object that remembers keys given more than once."""
 
     duplicates: list[str]
@@ -87,9 +87,7 @@ def _float(text: str) -> float | _Bad:
 def _audit(value: Any, path: tuple[PathPart, ...], problems: list[Problem], depth: int = 0) -> Any:
     """Find refused values and duplicate keys; return plain dicts and lists."""
     if depth > MAX_DEPTH:
-        problems.append(
-            Problem(path, f"nesting is deeper than {MAX_DEPTH} levels", "flatten the document", "json")
-        )
+        problems.append(Problem(path, f"nesting is deeper than {MAX_DEPTH} levels", "flatten the document", "json"))
         return None
     if isinstance(value, _Bad):
         problems.append(Problem(path, value.message, value.hint, "json"))
@@ -140,13 +138,9 @@ def parse_spec(data: bytes, file: str) -> Any:
         ) from None
     text = text.removeprefix("\ufeff")
     if not text.strip():
-        raise LoadError.single(
-            (), "file is empty", 'a spec is a JSON object: {"fusec": 1, ...}', "json", file
-        )
+        raise LoadError.single((), "file is empty", 'a spec is a JSON object: {"fusec": 1, ...}', "json", file)
     try:
-        raw = json.loads(
-            text, object_pairs_hook=_pairs, parse_constant=_constant, parse_int=_int, parse_float=_float
-        )
+        raw = json.loads(text, object_pairs_hook=_pairs, parse_constant=_constant, parse_int=_int, parse_float=_float)
     except json.JSONDecodeError as exc:
         raise LoadError.single(
             (), f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}", "", "json", file

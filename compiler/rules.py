@@ -63,13 +63,14 @@ class Out:
     shape: Shape
     trainable: int = 0
     non_trainable: int = 0
+    extra: tuple[Shape, ...] = ()  # further outputs (an RNN's states), addressed as `id.1`, `id.2`...
 
     @property
     def params(self) -> int:
         return self.trainable + self.non_trainable
 
 
-Infer = Callable[[Shape, Cfg], Out]
+Infer = Callable[[Any, Cfg], Out]  # a Shape, or {slot: Shape} for layers with slots
 
 
 @dataclass(frozen=True)
@@ -85,14 +86,24 @@ class LayerRule:
         examples: (input shape without batch, config) pairs replayed through
             Keras by the tests.
         summary_keys: the config keys worth showing in a summary or diagram.
+        slots: named inputs, for layers called on several tensors
+            (``query``, ``value``, ``key``); ``infer`` then receives a dict of
+            shapes by slot, and examples give a dict of shapes too.
+        required_slots: the slots that must be given; a single id fills them
+            all (self-attention).
+        call_style: how build.py passes the slots: ``kwargs`` or ``list``
+            (in ``slots`` order).
     """
 
     name: str
     doc: str
     params: tuple[Param, ...]
     infer: Infer
-    examples: tuple[tuple[tuple[Dim, ...], dict[str, Any]], ...] = ()
+    examples: tuple[tuple[Any, dict[str, Any]], ...] = ()  # shape, or {slot: shape} with slots
     summary_keys: tuple[str, ...] = ()
+    slots: tuple[str, ...] = ()
+    required_slots: tuple[str, ...] = ()
+    call_style: str = "kwargs"
     param_index: Mapping[str, Param] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

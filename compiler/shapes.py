@@ -19,8 +19,8 @@ from .errors import PathPart, Problem, RuleError, ShapeError
 from .graph import Ref, topo_order
 from .layers import LAYERS
 from .merges import MERGES, MergeRule, NamedSources, SlotError, Sources
+from .rules import LayerRule, Out, Shape, fmt_shape
 from .submodel import ModelContext, infer_model_node
-from .rules import Out, Shape, fmt_shape
 
 DEFAULT_MAX_PARAMS = 500_000_000  # 2 GB of float32 weights
 
@@ -88,6 +88,47 @@ def _grouped(rule: MergeRule, refs: Sequence[Ref], sources: Sources) -> Sources 
     return named
 
 
+def output_shape(info: Mapping[str, NodeInfo], g: nx.DiGraph, source: str) -> Shape:
+    """The shape of a reference: a node id, or ``id.N`` for output N of a multi-output node."""
+    if source in info:
+        return info[source].shape
+    node, _, port = source.partition(".")
+    outs = (info[node].shape, *g.graph["extras"].get(node, ()))
+    return outs[int(port)]
+
+
+def _port_problem(g: nx.DiGraph, info: Mapping[str, NodeInfo], ref: Ref) -> Problem | None:
+    node, dot, port = ref.source.partition(".")
+    if not dot:
+        return None
+    n = 1 + len(g.graph["extras"].get(node, ()))
+    if port.isdigit() and int(port) < n:
+        return None
+    if n == 1:
+        return Problem(ref.path, f"node `{node}` has one output", f"write `{node}`", "reference")
+    return Problem(
+        ref.path,
+        f"node `{node}` has {n} outputs; `{ref.source}` is not one of them",
+        f"use `{node}.0` (or `{node}`) to `{node}.{n - 1}`",
+        "reference",
+    )
+
+
+def _layer_input(rule: LayerRule, refs: Sequence[Ref], shape_of: Any) -> Any:
+    """The shape a layer is called on, or {slot: shape} for a layer with named inputs."""
+    if not rule.slots:
+        return shape_of(refs[0].source)
+    if len(refs) == 1 and refs[0].slot == ():
+        return {slot: shape_of(refs[0].source) for slot in rule.required_slots}
+    return {str(r.slot[0]): shape_of(r.source) for r in refs}
+
+
+def _fmt_input(shape: Any) -> str:
+    if isinstance(shape, dict):
+        return ", ".join(f"{slot} {fmt_shape(s)}" for slot, s in shape.items())
+    return fmt_shape(shape)
+
+
 def infer_shapes(
     g: nx.DiGraph,
     file: str | None = None,
@@ -113,9 +154,13 @@ def infer_shapes(
     shared: Mapping[str, Any] = g.graph["shared"]
     info: dict[str, NodeInfo] = {}
     problems: list[Problem] = []
-    shared_weights: dict[str, tuple[int, int, str, Shape]] = {}
+    shared_weights: dict[str, tuple[int, int, str, Any]] = {}
     shared_calls: dict[str, int] = {}
     g.graph["submodels"] = {}
+    g.graph["extras"] = {}
+
+    def shape_of(source: str) -> Shape:
+        return output_shape(info, g, source)
 
     for nid in topo_order(g):
         attrs = g.nodes[nid]
@@ -124,41 +169,44 @@ def infer_shapes(
             info[nid] = NodeInfo("input", spec.get("dtype", "float32"), (None, *spec["shape"]))
             continue
         refs = attrs["refs"]
-        if any(r.source not in info for r in refs):
+        if any(r.source.partition(".")[0] not in info for r in refs):
             continue  # an upstream node failed; its problem is already reported
+        bad_ports = [p for p in (_port_problem(g, info, r) for r in refs) if p]
+        if bad_ports:
+            problems.extend(bad_ports)
+            continue
         try:
             if kind == "merge":
                 rule = MERGES[spec["merge"]]
                 subject = f"merge `{nid}` ({rule.name})"
-                sources = [(r.source, info[r.source].shape) for r in refs]
+                sources = [(r.source, shape_of(r.source)) for r in refs]
                 out = rule.infer(_grouped(rule, refs, sources), rule.resolve(spec.get("config", {})))
                 info[nid] = NodeInfo("merge", rule.name, out.shape, out.trainable, out.non_trainable)
                 continue
             if kind == "model":
                 subject = f"node `{nid}` (model):"
                 ctx = models or ModelContext(Path(file).parent if file else Path.cwd(), max_params=max_params)
-                shapes = {r.source: info[r.source].shape for r in refs}
+                shapes = {r.source: shape_of(r.source) for r in refs}
                 sub, chosen, mapping = infer_model_node(spec, refs, shapes, ctx)
                 g.graph["submodels"][nid] = (sub, chosen, mapping, ctx)
                 out = _freeze(Out(sub.outputs[chosen], sub.trainable, sub.non_trainable), spec.get("trainable", True))
                 info[nid] = NodeInfo("model", sub.path.name, out.shape, out.trainable, out.non_trainable)
                 continue
-            in_shape = info[refs[0].source].shape
             if kind == "layer":
                 lrule = LAYERS[spec["layer"]]
                 subject = f"node `{nid}` ({lrule.name}):"
-                out = _freeze(
-                    lrule.infer(in_shape, lrule.resolve(spec.get("config", {}))), spec.get("trainable", True)
-                )
+                in_shape = _layer_input(lrule, refs, shape_of)
+                out = _freeze(lrule.infer(in_shape, lrule.resolve(spec.get("config", {}))), spec.get("trainable", True))
                 info[nid] = NodeInfo("layer", lrule.name, out.shape, out.trainable, out.non_trainable)
+                if out.extra:
+                    g.graph["extras"][nid] = out.extra
                 continue
             sid = spec["shared"]
             layer = shared[sid]
             lrule = LAYERS[layer["layer"]]
             subject = f"node `{nid}` (call of shared `{sid}`, {lrule.name}):"
-            out = _freeze(
-                lrule.infer(in_shape, lrule.resolve(layer.get("config", {}))), layer.get("trainable", True)
-            )
+            in_shape = _layer_input(lrule, refs, shape_of)
+            out = _freeze(lrule.infer(in_shape, lrule.resolve(layer.get("config", {}))), layer.get("trainable", True))
         except RuleError as exc:
             if kind == "model":
                 where = (*path, exc.key) if exc.key else (*path, "inputs")
@@ -169,6 +217,8 @@ def infer_shapes(
                 config_base = g.graph["shared_origins"].get(spec["shared"], ("shared", spec["shared"]))
             problems.append(_rule_problem(exc, path, subject, config_base))
             continue
+        if out.extra:
+            g.graph["extras"][nid] = out.extra
         shared_calls[sid] = shared_calls.get(sid, 0) + 1
         first = shared_weights.get(sid)
         if first is None:
@@ -179,8 +229,8 @@ def infer_shapes(
                 Problem(
                     (*path, "inputs"),
                     f"node `{nid}` calls shared layer `{sid}` on an input its weights do not fit. "
-                    f"Received: {fmt_shape(in_shape)} here, "
-                    f"{fmt_shape(first[3])} at its first call `{first[2]}`",
+                    f"Received: {_fmt_input(in_shape)} here, "
+                    f"{_fmt_input(first[3])} at its first call `{first[2]}`",
                     "feed every call inputs of one shape, or use separate layers",
                     "shape",
                 )
@@ -188,6 +238,11 @@ def infer_shapes(
         else:
             info[nid] = NodeInfo("shared", lrule.name, out.shape, 0, 0, sid, shared_calls[sid])
 
+    for ref in g.graph["outputs"].values():
+        if ref.source.partition(".")[0] in info:
+            bad = _port_problem(g, info, ref)
+            if bad:
+                problems.append(bad)
     if not problems:
         totals = total_params(info)
         if totals.params > max_params:

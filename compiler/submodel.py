@@ -63,9 +63,7 @@ class SubModel:
     non_trainable: int
 
 
-def resolve_path(
-    raw: str, spec_dir: Path, allowed: Sequence[Path], key: str = "model"
-) -> Path:
+def resolve_path(raw: str, spec_dir: Path, allowed: Sequence[Path], key: str = "model") -> Path:
     """Resolve a sub-model path under the spec's folder or an allowed folder.
 
     Raises:
@@ -92,9 +90,9 @@ def _scan(node: Any, where: str, found: list[str], in_layers: bool = False) -> N
         cls = node.get("class_name")
         module = node.get("module")
         registered = node.get("registered_name")
-        if in_layers and isinstance(cls, str) and cls not in LAYERS and cls not in _KERAS_MERGES:
-            if cls not in _STRUCTURAL and not str(registered or "").startswith("fusec>"):
-                found.append(f"layer `{cls}` at {where}")
+        known = cls in LAYERS or cls in _KERAS_MERGES or cls in _STRUCTURAL
+        if in_layers and isinstance(cls, str) and not known and not str(registered or "").startswith("fusec>"):
+            found.append(f"layer `{cls}` at {where}")
         if isinstance(module, str) and not (module == "keras" or module.startswith("keras.") or module == "fusec"):
             found.append(f"module `{module}` at {where}")
         if isinstance(registered, str) and ">" in registered and not registered.startswith("fusec>"):
@@ -231,10 +229,13 @@ def spec_submodel(checked: Any) -> SubModel:
     """The signature of a checked fusec spec used as a sub-model."""
     doc = checked.doc
     inputs = {i: checked.info[i].shape for i in doc["inputs"]}
-    outputs = {name: checked.info[ref.source].shape for name, ref in checked.graph.graph["outputs"].items()}
-    return SubModel(
-        checked.spec.path, "spec", inputs, outputs, checked.totals.trainable, checked.totals.non_trainable
-    )
+    from .shapes import output_shape
+
+    outputs = {
+        name: output_shape(checked.info, checked.graph, ref.source)
+        for name, ref in checked.graph.graph["outputs"].items()
+    }
+    return SubModel(checked.spec.path, "spec", inputs, outputs, checked.totals.trainable, checked.totals.non_trainable)
 
 
 def node_path(base: tuple[PathPart, ...], key: str) -> tuple[PathPart, ...]:

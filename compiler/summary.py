@@ -6,6 +6,7 @@ from typing import Any
 
 from .check import Checked
 from .rules import fmt_shape
+from .shapes import output_shape
 
 
 def _size(params: int) -> str:
@@ -67,7 +68,7 @@ def format_summary(checked: Checked) -> str:
     t = checked.totals
     outs = checked.flat["outputs"]
     out_lines = [
-        f"  {name} <- {o['from']} {fmt_shape(checked.info[o['from']].shape)}"
+        f"  {name} <- {o['from']} {fmt_shape(output_shape(checked.info, checked.graph, o['from']))}"
         + (f"  loss {o['loss']} x {o.get('loss_weight', 1)}" if o.get("loss") else "")
         for name, o in sorted(outs.items())
     ]

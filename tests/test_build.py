@@ -7,11 +7,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import spec, write
 
 from conftest import SPECS
 from fusec.build import build_model
 from fusec.check import check_spec
+from helpers import spec, write
 
 
 def copy_weights(src: Any, dst: Any) -> int:
@@ -61,8 +61,16 @@ def test_seed000_equals_hand_written(keras: Any) -> None:
     assert ours.count_params() == theirs.count_params() == check_spec(SPECS / "image_tag.json").totals.params
     assert copy_weights(theirs, ours) == 7
     rng = np.random.default_rng(0)
-    batch = {"image": rng.uniform(0, 255, (4, 32, 32, 3)).astype("float32"), "tag": rng.integers(0, 1000, (4, 1))}
-    np.testing.assert_allclose(ours.predict(batch, verbose=0)["is_cat"], theirs.predict(batch, verbose=0)["is_cat"], rtol=1e-5, atol=1e-6)
+    batch = {
+        "image": rng.uniform(0, 255, (4, 32, 32, 3)).astype("float32"),
+        "tag": rng.integers(0, 1000, (4, 1)),
+    }
+    np.testing.assert_allclose(
+        ours.predict(batch, verbose=0)["is_cat"],
+        theirs.predict(batch, verbose=0)["is_cat"],
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 def test_seed002_equals_hand_written(keras: Any) -> None:
@@ -122,7 +130,10 @@ def test_static_counts_equal_keras(path: Path, keras: Any) -> None:
     checked = check_spec(path)
     model = build_model(checked, compile=False)
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-    assert (trainable, model.count_params() - trainable) == (checked.totals.trainable, checked.totals.non_trainable)
+    assert (trainable, model.count_params() - trainable) == (
+        checked.totals.trainable,
+        checked.totals.non_trainable,
+    )
     for nid, info in checked.info.items():
         if info.kind in ("layer", "merge"):
             assert tuple(model.get_layer(nid).output.shape) == info.shape, nid

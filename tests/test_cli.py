@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from helpers import spec, write
 
 from conftest import ROOT, SPECS
 from fusec.cli import cli
+from helpers import spec, write
 
 ALL_SPECS = sorted(SPECS.glob("*.json"))
 BLOCK_FUSEC = textwrap.dedent(
@@ -183,14 +183,62 @@ def test_static_commands_never_import_tensorflow(no_tf: Path, command: str) -> N
 
 
 BROKEN = [
-    ("cycle", spec(nodes={"h": {"layer": "Dense", "config": {"units": 4}, "inputs": "y"}, "y": {"layer": "Dense", "config": {"units": 1}, "inputs": "h"}}), "$.nodes.", "cycle: h -> y -> h"),
-    ("dangling", spec(nodes={"h": {"layer": "Dense", "config": {"units": 4}, "inputs": "xx"}, "y": {"layer": "Dense", "config": {"units": 1}, "inputs": "h"}}), "$.nodes.h.inputs", "did you mean `x`?"),
-    ("layer-typo", spec(nodes={"y": {"layer": "Dnese", "config": {"units": 1}, "inputs": "x"}}), "$.nodes.y.layer", "did you mean `Dense`?"),
-    ("config-key", spec(nodes={"y": {"layer": "Dense", "config": {"units": 1, "activaton": "relu"}, "inputs": "x"}}), "$.nodes.y.config.activaton", "did you mean `activation`?"),
-    ("merge-shape", spec(inputs={"a": {"shape": [32]}, "b": {"shape": [16]}}, nodes={"y": {"merge": "add", "inputs": ["a", "b"]}}), "$.nodes.y.inputs", "Received: (None, 32) from `a`, (None, 16) from `b`"),
+    (
+        "cycle",
+        spec(
+            nodes={
+                "h": {"layer": "Dense", "config": {"units": 4}, "inputs": "y"},
+                "y": {"layer": "Dense", "config": {"units": 1}, "inputs": "h"},
+            }
+        ),
+        "$.nodes.",
+        "cycle: h -> y -> h",
+    ),
+    (
+        "dangling",
+        spec(
+            nodes={
+                "h": {"layer": "Dense", "config": {"units": 4}, "inputs": "xx"},
+                "y": {"layer": "Dense", "config": {"units": 1}, "inputs": "h"},
+            }
+        ),
+        "$.nodes.h.inputs",
+        "did you mean `x`?",
+    ),
+    (
+        "layer-typo",
+        spec(nodes={"y": {"layer": "Dnese", "config": {"units": 1}, "inputs": "x"}}),
+        "$.nodes.y.layer",
+        "did you mean `Dense`?",
+    ),
+    (
+        "config-key",
+        spec(nodes={"y": {"layer": "Dense", "config": {"units": 1, "activaton": "relu"}, "inputs": "x"}}),
+        "$.nodes.y.config.activaton",
+        "did you mean `activation`?",
+    ),
+    (
+        "merge-shape",
+        spec(
+            inputs={"a": {"shape": [32]}, "b": {"shape": [16]}},
+            nodes={"y": {"merge": "add", "inputs": ["a", "b"]}},
+        ),
+        "$.nodes.y.inputs",
+        "Received: (None, 32) from `a`, (None, 16) from `b`",
+    ),
     ("duplicate-id", spec(inputs={"x": {"shape": [8]}, "y": {"shape": [1]}}), "$.nodes.y", "used in both"),
     ("unused-input", spec(inputs={"x": {"shape": [8]}, "z": {"shape": [1]}}), "$.inputs.z", "not used"),
-    ("dead-node", spec(nodes={"h": {"layer": "Dense", "config": {"units": 4}, "inputs": "x"}, "y": {"layer": "Dense", "config": {"units": 1}, "inputs": "x"}}), "$.nodes.h", "does not reach any output"),
+    (
+        "dead-node",
+        spec(
+            nodes={
+                "h": {"layer": "Dense", "config": {"units": 4}, "inputs": "x"},
+                "y": {"layer": "Dense", "config": {"units": 1}, "inputs": "x"},
+            }
+        ),
+        "$.nodes.h",
+        "does not reach any output",
+    ),
     ("lambda", spec(nodes={"y": {"layer": "Lambda", "inputs": "x"}}), "$.nodes.y.layer", "refused"),
     ("version", {**spec(), "fusec": 99}, "$.fusec", "reads version 1"),
     ("not-json", "{nodes: []}", "$", "not valid JSON"),
@@ -236,7 +284,14 @@ def test_check_many_reports_each(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [[], ["check"], ["compile"], ["frobnicate"], ["check", "--bogus", "x.json"], ["compile", "x.json", "--format", "onnx"]],
+    [
+        [],
+        ["check"],
+        ["compile"],
+        ["frobnicate"],
+        ["check", "--bogus", "x.json"],
+        ["compile", "x.json", "--format", "onnx"],
+    ],
     ids=["none", "check-no-spec", "compile-no-spec", "unknown-command", "unknown-option", "bad-format"],
 )
 def test_usage_errors_exit_2(args: list[str]) -> None:
@@ -257,3 +312,30 @@ def test_summary_table() -> None:
     assert "Dense (out call 3)" in result.output
     payload = json.loads(run("summary", "--json", str(SPECS / "multitask_shared.json")).output)
     assert payload["params"] == {"total": 2273, "trainable": 2273, "non_trainable": 0}
+
+
+def test_weights_command(compiled: dict[str, Path], keras: Any, tmp_path: Path) -> None:
+    import numpy as np
+
+    import fusec.fusion  # noqa: F401
+
+    out = compiled["late_fusion_weighted"]
+    fresh = json.loads(run("weights", "--json", str(out)).output)["weights"]
+    assert fresh == {"fuse": {"image_probs": 0.5, "text_probs": 0.5}}  # equal start: an average
+    model = keras.models.load_model(out / "late_fusion_weighted.keras")
+    rng = np.random.default_rng(0)
+    x = {
+        "image": rng.uniform(0, 255, (32, 32, 32, 3)).astype("float32"),
+        "text": rng.integers(0, 5000, (32, 24)),
+    }
+    model.fit(x, {"class": np.eye(5, dtype="float32")[rng.integers(0, 5, 32)]}, epochs=3, verbose=0)
+    trained = tmp_path / "trained.keras"
+    model.save(trained)
+    result = run("weights", str(trained), "--node", "fuse")
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0] == "fuse:"
+    values = [float(line.split()[-1]) for line in lines[1:]]
+    assert abs(sum(values) - 1) < 1e-4 and values[0] != 0.5
+    missing = CliRunner().invoke(cli, ["weights", str(out), "--node", "fuze"])
+    assert missing.exit_code == 1 and "did you mean `fuse`?" in missing.output

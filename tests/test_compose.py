@@ -9,13 +9,13 @@ from typing import Any
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from helpers import spec, write
 
 from conftest import SPECS
 from fusec.build import build_model
 from fusec.check import check_spec
 from fusec.cli import cli
 from fusec.errors import FusecError, GraphError, ShapeError
+from helpers import spec, write
 
 TOWER = {
     "inputs": ["x"],
@@ -87,7 +87,10 @@ def test_nested_blocks_and_ports(tmp_path: Path, keras: Any) -> None:
                 "outputs": {"out": "both"},
             },
         },
-        nodes={"o": {"block": "outer", "inputs": "x"}, "y": {"layer": "Dense", "config": {"units": 1}, "inputs": "o"}},
+        nodes={
+            "o": {"block": "outer", "inputs": "x"},
+            "y": {"layer": "Dense", "config": {"units": 1}, "inputs": "o"},
+        },
     )
     checked = check_spec(write(tmp_path, doc))
     assert checked.info["o__both"].shape == (None, 8)
@@ -104,7 +107,12 @@ BLOCK_ERRORS = [
         "$.nodes.tb.inputs.xx",
         "block `tower` has no input `xx`",
     ),
-    ("unknown-block", lambda d: d["nodes"]["tb"].update(block="towr"), "$.nodes.tb.block", "did you mean `tower`?"),
+    (
+        "unknown-block",
+        lambda d: d["nodes"]["tb"].update(block="towr"),
+        "$.nodes.tb.block",
+        "did you mean `tower`?",
+    ),
     (
         "dangling-inside",
         lambda d: d["blocks"]["tower"]["nodes"]["o"].update(inputs="hh"),
@@ -132,7 +140,9 @@ BLOCK_ERRORS = [
 ]
 
 
-@pytest.mark.parametrize(("mutate", "path", "fragment"), [c[1:] for c in BLOCK_ERRORS], ids=[c[0] for c in BLOCK_ERRORS])
+@pytest.mark.parametrize(
+    ("mutate", "path", "fragment"), [c[1:] for c in BLOCK_ERRORS], ids=[c[0] for c in BLOCK_ERRORS]
+)
 def test_block_errors(tmp_path: Path, mutate: Any, path: str, fragment: str) -> None:
     doc = two_towers(False)
     mutate(doc)
@@ -144,7 +154,11 @@ def test_block_errors(tmp_path: Path, mutate: Any, path: str, fragment: str) -> 
 
 def test_shape_error_inside_block_points_at_definition(tmp_path: Path) -> None:
     doc = two_towers(True)
-    doc["blocks"]["tower"]["nodes"]["h"] = {"layer": "Reshape", "config": {"target_shape": [3, 3]}, "inputs": "x"}
+    doc["blocks"]["tower"]["nodes"]["h"] = {
+        "layer": "Reshape",
+        "config": {"target_shape": [3, 3]},
+        "inputs": "x",
+    }
     with pytest.raises(ShapeError) as info:
         check_spec(write(tmp_path, doc))
     paths = {p.jsonpath for p in info.value.problems}
@@ -163,7 +177,12 @@ def test_pretrained_submodels_frozen(keras: Any) -> None:
     image_model = keras.saving.load_model(SPECS / "parts" / "image_classifier.keras")
     x = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype("float32")
     probe = keras.Model(model.input["image"], model.get_layer("image_model")._inbound_nodes[-1].output_tensors[0])
-    np.testing.assert_allclose(probe.predict(x, verbose=0), image_model.predict({"image": x}, verbose=0)["probs"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        probe.predict(x, verbose=0),
+        image_model.predict({"image": x}, verbose=0)["probs"],
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 def test_spec_submodel_with_weights(tmp_path: Path, keras: Any) -> None:
@@ -173,7 +192,13 @@ def test_spec_submodel_with_weights(tmp_path: Path, keras: Any) -> None:
         (parts / name).write_bytes((SPECS / "parts" / name).read_bytes())
     doc = spec(
         inputs={"image": {"shape": [32, 32, 3]}},
-        nodes={"cnn": {"model": "parts/image_classifier.json", "weights": "parts/image_classifier.keras", "inputs": "image"}},
+        nodes={
+            "cnn": {
+                "model": "parts/image_classifier.json",
+                "weights": "parts/image_classifier.keras",
+                "inputs": "image",
+            }
+        },
         outputs={"p": {"from": "cnn"}},
     )
     checked = check_spec(write(tmp_path, doc))
@@ -181,7 +206,11 @@ def test_spec_submodel_with_weights(tmp_path: Path, keras: Any) -> None:
     model = build_model(checked)
     reference = keras.saving.load_model(parts / "image_classifier.keras")
     x = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
-    np.testing.assert_allclose(model.predict({"image": x}, verbose=0)["p"], reference.predict({"image": x}, verbose=0)["probs"], rtol=1e-5)
+    np.testing.assert_allclose(
+        model.predict({"image": x}, verbose=0)["p"],
+        reference.predict({"image": x}, verbose=0)["probs"],
+        rtol=1e-5,
+    )
 
 
 def test_lambda_submodel_refused(tmp_path: Path, keras: Any) -> None:
@@ -229,4 +258,72 @@ def test_submodel_input_mismatch(tmp_path: Path) -> None:
     (tmp_path / "m.keras").write_bytes((SPECS / "parts" / "image_classifier.keras").read_bytes())
     doc = spec(nodes={"y": {"model": "m.keras", "inputs": "x"}})
     with pytest.raises(ShapeError, match=r"input `image` takes \(None, 32, 32, 3\). Received: \(None, 8\) from `x`"):
+        check_spec(write(tmp_path, doc))
+
+
+# -- named inputs and multi-output nodes --------------------------------------------
+
+
+def seq2seq(**changes: Any) -> dict[str, Any]:
+    doc = spec(
+        inputs={"src": {"shape": [None, 6]}, "tgt": {"shape": [5, 4]}},
+        nodes={
+            "enc": {"layer": "LSTM", "config": {"units": 8, "return_state": True}, "inputs": "src"},
+            "dec": {"layer": "LSTM", "config": {"units": 8, "return_sequences": True}, "inputs": "tgt"},
+            "attn": {"layer": "Attention", "inputs": {"query": "dec", "value": "dec"}},
+            "mix": {
+                "layer": "MultiHeadAttention",
+                "config": {"num_heads": 2, "key_dim": 4},
+                "inputs": "attn",
+            },
+            "pooled": {"layer": "GlobalAveragePooling1D", "inputs": "mix"},
+            "y": {"merge": "concat", "inputs": ["pooled", "enc.1", "enc.2"]},
+        },
+        outputs={"y": {"from": "y", "loss": "mse"}, "h": {"from": "enc.1"}},
+    )
+    for node, value in changes.items():
+        doc["nodes"][node].update(value)
+    return doc
+
+
+def test_ports_and_named_inputs_build(tmp_path: Path, keras: Any) -> None:
+    checked = check_spec(write(tmp_path, seq2seq()))
+    assert checked.info["y"].shape == (None, 24)
+    model = build_model(checked)
+    assert model.count_params() == checked.totals.params
+    assert sorted(model.output) == ["h", "y"]
+    out = model.predict({"src": np.ones((2, 3, 6), "float32"), "tgt": np.ones((2, 5, 4), "float32")}, verbose=0)
+    assert out["h"].shape == (2, 8) and out["y"].shape == (2, 24)
+
+
+PORT_ERRORS = [
+    ("bad-port", {"y": {"inputs": ["pooled", "enc.1", "enc.3"]}}, "$.nodes.y.inputs[2]", "has 3 outputs"),
+    (
+        "single-output-port",
+        {"y": {"inputs": ["pooled", "enc.1", "dec.1"]}},
+        "$.nodes.y.inputs[2]",
+        "has one output",
+    ),
+    (
+        "unknown-slot",
+        {"attn": {"inputs": {"query": "dec", "vaule": "dec"}}},
+        "$.nodes.attn.inputs.vaule",
+        "did you mean `value`?",
+    ),
+    ("missing-slot", {"attn": {"inputs": {"query": "dec"}}}, "$.nodes.attn.inputs", "needs input `value`"),
+    ("slot-list", {"attn": {"inputs": ["dec", "dec"]}}, "$.nodes.attn.inputs", "takes named inputs"),
+]
+
+
+@pytest.mark.parametrize(("changes", "path", "fragment"), [c[1:] for c in PORT_ERRORS], ids=[c[0] for c in PORT_ERRORS])
+def test_port_and_slot_errors(tmp_path: Path, changes: Any, path: str, fragment: str) -> None:
+    with pytest.raises(FusecError) as info:
+        check_spec(write(tmp_path, seq2seq(**changes)))
+    hits = [p for p in info.value.problems if p.jsonpath == path and fragment in p.message + p.hint]
+    assert hits, str(info.value)
+
+
+def test_attention_key_value_lengths(tmp_path: Path) -> None:
+    doc = seq2seq(attn={"inputs": {"query": "dec", "value": "dec", "key": "src"}})
+    with pytest.raises(ShapeError, match=r"needs query and key of one feature size|key and value of one length"):
         check_spec(write(tmp_path, doc))

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from conftest import SPECS
 from fusec.build import build_model
 from fusec.check import check_spec
@@ -187,10 +188,7 @@ def test_static_counts_equal_keras(tmp_path: Path, keras: Any, mode: str, shapes
     known: dict[tuple[int, int], int] = {}  # (rank, axis) -> a static size some input has there
     for t in model.inputs:
         known.update({(len(t.shape), i): d for i, d in enumerate(t.shape) if d is not None})
-    feeds = {
-        t.name: rand(*(d or known.get((len(t.shape), i), 3) for i, d in enumerate(t.shape)))
-        for t in model.inputs
-    }
+    feeds = {t.name: rand(*(d or known.get((len(t.shape), i), 3) for i, d in enumerate(t.shape))) for t in model.inputs}
     got = model(feeds)["m"].shape
     assert all(d is None or d == g for d, g in zip(checked.info["m"].shape, got, strict=True))
 
@@ -260,9 +258,7 @@ ERRORS = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("doc", "error", "path", "fragment"), [e[1:] for e in ERRORS], ids=[e[0] for e in ERRORS]
-)
+@pytest.mark.parametrize(("doc", "error", "path", "fragment"), [e[1:] for e in ERRORS], ids=[e[0] for e in ERRORS])
 def test_errors(tmp_path: Path, doc: Any, error: type, path: str, fragment: str) -> None:
     with pytest.raises(error) as info:
         check_spec(write(tmp_path, doc))
@@ -308,9 +304,7 @@ def test_top_k_zeroes_the_smallest_and_renormalises(keras: Any) -> None:
     logits = rand(5, 4)  # softmax then top-k == softmax over the k largest logits
     g = GatedMerge(softmax=True, top_k=3).gate_weights(logits).numpy()
     kept = np.where(logits >= np.sort(logits, axis=1)[:, 1:2], logits, -np.inf)
-    np.testing.assert_allclose(
-        g, np.exp(kept) / np.exp(kept).sum(axis=1, keepdims=True), rtol=1e-5, atol=1e-7
-    )
+    np.testing.assert_allclose(g, np.exp(kept) / np.exp(kept).sum(axis=1, keepdims=True), rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("normalize", ["softmax", "sum", "none"])
@@ -390,6 +384,7 @@ print(json.dumps({"y": np.asarray(model(feeds)["y"]).tolist(),
 
 def test_saves_exports_reloads_and_serves(tmp_path: Path, keras: Any) -> None:
     import tensorflow as tf
+
     from fusec.fusion import learned_weights
     from fusec.save import save_artifacts
 

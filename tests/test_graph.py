@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from helpers import spec
 
 from fusec.errors import GraphError
 from fusec.graph import build_graph, topo_order
 from fusec.schema import validate_schema
+from helpers import spec
 
 
 def dense(src: str, units: int = 4) -> dict[str, Any]:
@@ -47,7 +47,10 @@ CASES = [
     ),
     (
         "dangling-shared",
-        spec(shared={"head": {"layer": "Dense", "config": {"units": 1}}}, nodes={"y": {"shared": "haed", "inputs": "x"}}),
+        spec(
+            shared={"head": {"layer": "Dense", "config": {"units": 1}}},
+            nodes={"y": {"shared": "haed", "inputs": "x"}},
+        ),
         "$.nodes.y.shared",
         "no shared layer named `haed`",
         "did you mean `head`?",

@@ -21,23 +21,30 @@ CASES = [
 ]
 
 
-def keras_out(keras: Any, name: str, shape: tuple, config: dict) -> Out:
+def keras_out(keras: Any, name: str, shape: Any, config: dict) -> Out:
     layer = keras_layer(name, config, None)
-    dtype = "int32" if name == "Embedding" else "float32"
-    inp = keras.Input(shape=shape, dtype=dtype)
-    out = layer(inp)
+    rule = LAYERS[name]
+    if rule.slots:
+        given = {slot: keras.Input(shape=s) for slot, s in shape.items()}
+        out = layer([given[s] for s in rule.slots if s in given]) if rule.call_style == "list" else layer(**given)
+    else:
+        dtype = "int32" if name == "Embedding" else "float32"
+        out = layer(keras.Input(shape=shape, dtype=dtype))
+    extra: tuple = ()
     if isinstance(out, (list, tuple)):
+        extra = tuple(tuple(t.shape) for t in out[1:])
         out = out[0]
     trainable = sum(int(w.numpy().size) for w in layer.trainable_weights)
     non_trainable = sum(int(w.numpy().size) for w in layer.non_trainable_weights)
     assert trainable + non_trainable == layer.count_params()
-    return Out(tuple(out.shape), trainable, non_trainable)
+    return Out(tuple(out.shape), trainable, non_trainable, extra)
 
 
 @pytest.mark.parametrize(("name", "shape", "config"), CASES)
 def test_rule_matches_keras(keras: Any, name: str, shape: tuple, config: dict) -> None:
     rule = LAYERS[name]
-    static = rule.infer((None, *shape), rule.resolve(config))
+    batched = {k: (None, *v) for k, v in shape.items()} if rule.slots else (None, *shape)
+    static = rule.infer(batched, rule.resolve(config))
     assert static == keras_out(keras, name, shape, config)
 
 

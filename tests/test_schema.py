@@ -7,12 +7,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from helpers import spec
 
 from conftest import ROOT, SPECS
 from fusec.errors import SchemaError
 from fusec.layers import LAYERS
 from fusec.schema import generate_schema, schema_json, validate_schema
+from helpers import spec
 
 
 def test_committed_schema_is_generated() -> None:
@@ -70,34 +70,175 @@ def _node(**node: Any) -> dict[str, Any]:
 CASES = [
     ("version", {**spec(), "fusec": 2}, "$.fusec", "unsupported spec version 2", "reads version 1"),
     ("unknown-top", {**spec(), "colour": {}}, "$.colour", "unknown key `colour` in spec", "valid keys"),
-    ("missing-nodes", {k: v for k, v in spec().items() if k != "nodes"}, "$", "missing the required key `nodes`", ""),
-    ("layer-typo", _node(layer="Dens", config={"units": 2}), "$.nodes.h.layer", "unknown layer type `Dens`", "did you mean `Dense`?"),
-    ("layer-case", _node(layer="dense", config={"units": 2}), "$.nodes.h.layer", "unknown layer type", "`Dense`"),
+    (
+        "missing-nodes",
+        {k: v for k, v in spec().items() if k != "nodes"},
+        "$",
+        "missing the required key `nodes`",
+        "",
+    ),
+    (
+        "layer-typo",
+        _node(layer="Dens", config={"units": 2}),
+        "$.nodes.h.layer",
+        "unknown layer type `Dens`",
+        "did you mean `Dense`?",
+    ),
+    (
+        "layer-case",
+        _node(layer="dense", config={"units": 2}),
+        "$.nodes.h.layer",
+        "unknown layer type",
+        "`Dense`",
+    ),
     ("lambda", _node(layer="Lambda"), "$.nodes.h.layer", "layer `Lambda` is refused", ""),
     ("tfsmlayer", _node(layer="TFSMLayer"), "$.nodes.h.layer", "refused", ""),
     ("dotted", _node(layer="keras.layers.Dense"), "$.nodes.h.layer", "unknown layer type", ""),
-    ("config-typo", _node(layer="Dense", config={"unit": 2}), "$.nodes.h.config.unit", "unknown key `unit` in Dense config", "did you mean `units`?"),
-    ("config-unknown", _node(layer="Dense", config={"units": 2, "zzz": 1}), "$.nodes.h.config.zzz", "unknown key `zzz`", "valid keys: `activation`"),
-    ("config-missing", _node(layer="Dense", config={}), "$.nodes.h.config", "missing the required key `units`", ""),
-    ("config-type", _node(layer="Dense", config={"units": "4"}), "$.nodes.h.config.units", "expected integer", ""),
-    ("config-zero", _node(layer="Dense", config={"units": 0}), "$.nodes.h.config.units", "must be >= 1. Received: 0", ""),
-    ("config-absurd", _node(layer="Dense", config={"units": 10**12}), "$.nodes.h.config.units", "must be <=", ""),
-    ("config-float-size", _node(layer="Dense", config={"units": 1e12}), "$.nodes.h.config.units", "expected integer", ""),
-    ("activation", _node(layer="Dense", config={"units": 2, "activation": "relux"}), "$.nodes.h.config.activation", "unknown value for `activation`", "did you mean `relu`?"),
-    ("two-kinds", _node(layer="Dense", merge="add", config={"units": 2}), "$.nodes.h", "exactly one of `layer`, `merge`, `shared`", "both"),
+    (
+        "config-typo",
+        _node(layer="Dense", config={"unit": 2}),
+        "$.nodes.h.config.unit",
+        "unknown key `unit` in Dense config",
+        "did you mean `units`?",
+    ),
+    (
+        "config-unknown",
+        _node(layer="Dense", config={"units": 2, "zzz": 1}),
+        "$.nodes.h.config.zzz",
+        "unknown key `zzz`",
+        "valid keys: `activation`",
+    ),
+    (
+        "config-missing",
+        _node(layer="Dense", config={}),
+        "$.nodes.h.config",
+        "missing the required key `units`",
+        "",
+    ),
+    (
+        "config-type",
+        _node(layer="Dense", config={"units": "4"}),
+        "$.nodes.h.config.units",
+        "expected integer",
+        "",
+    ),
+    (
+        "config-zero",
+        _node(layer="Dense", config={"units": 0}),
+        "$.nodes.h.config.units",
+        "must be >= 1. Received: 0",
+        "",
+    ),
+    (
+        "config-absurd",
+        _node(layer="Dense", config={"units": 10**12}),
+        "$.nodes.h.config.units",
+        "must be <=",
+        "",
+    ),
+    (
+        "config-float-size",
+        _node(layer="Dense", config={"units": 1e12}),
+        "$.nodes.h.config.units",
+        "expected integer",
+        "",
+    ),
+    (
+        "activation",
+        _node(layer="Dense", config={"units": 2, "activation": "relux"}),
+        "$.nodes.h.config.activation",
+        "unknown value for `activation`",
+        "did you mean `relu`?",
+    ),
+    (
+        "two-kinds",
+        _node(layer="Dense", merge="add", config={"units": 2}),
+        "$.nodes.h",
+        "exactly one of `layer`, `merge`, `shared`",
+        "both",
+    ),
     ("no-kind", _node(), "$.nodes.h", "exactly one of", "none of them"),
-    ("bad-id", spec(inputs={"x-1": {"shape": [8]}}), "$.inputs['x-1']", "is not a valid id", "letters, digits"),
-    ("ref-type", _node(layer="Dense", config={"units": 1}, inputs=3), "$.nodes.h.inputs", "expected string or array or object", ""),
-    ("ref-item", spec(nodes={"y": {"merge": "add", "inputs": ["x", 3]}}), "$.nodes.y.inputs[1]", "expected string", ""),
+    (
+        "bad-id",
+        spec(inputs={"x-1": {"shape": [8]}}),
+        "$.inputs['x-1']",
+        "is not a valid id",
+        "letters, digits",
+    ),
+    (
+        "ref-type",
+        _node(layer="Dense", config={"units": 1}, inputs=3),
+        "$.nodes.h.inputs",
+        "expected string or array or object",
+        "",
+    ),
+    (
+        "ref-item",
+        spec(nodes={"y": {"merge": "add", "inputs": ["x", 3]}}),
+        "$.nodes.y.inputs[1]",
+        "expected string",
+        "",
+    ),
     ("shape-zero", spec(inputs={"x": {"shape": [0]}}), "$.inputs.x.shape[0]", "must be >= 1", ""),
-    ("dtype", spec(inputs={"x": {"shape": [8], "dtype": "float31"}}), "$.inputs.x.dtype", "unknown value for `dtype`", "float32"),
-    ("loss", spec(outputs={"y": {"from": "y", "loss": "mse2"}}), "$.outputs.y.loss", "unknown value for `loss`", "`mse`"),
-    ("shared-config", spec(shared={"s": {"layer": "Dense", "config": {"units": 1}}}, nodes={"y": {"shared": "s", "config": {}, "inputs": "x"}}), "$.nodes.y.config", "a `shared` node cannot set `config`", ""),
-    ("merge-trainable", spec(nodes={"y": {"merge": "add", "trainable": False, "inputs": ["x", "x"]}}), "$.nodes.y.trainable", "no weights to freeze", ""),
-    ("dot-axes", spec(nodes={"y": {"merge": "dot", "config": {"axes": "1"}, "inputs": ["x", "x"]}}), "$.nodes.y.config.axes", "expected integer or array", ""),
-    ("dot-no-axes", spec(nodes={"y": {"merge": "dot", "inputs": ["x", "x"]}}), "$.nodes.y", "missing the required key `config`", ""),
-    ("safe-mode-key", _node(layer="Dense", config={"units": 1, "safe_mode": False}), "$.nodes.h.config.safe_mode", "unknown key", ""),
-    ("optimizer", {**spec(), "training": {"optimizer": "adamm"}}, "$.training.optimizer", "unknown value", "`adam`"),
+    (
+        "dtype",
+        spec(inputs={"x": {"shape": [8], "dtype": "float31"}}),
+        "$.inputs.x.dtype",
+        "unknown value for `dtype`",
+        "float32",
+    ),
+    (
+        "loss",
+        spec(outputs={"y": {"from": "y", "loss": "mse2"}}),
+        "$.outputs.y.loss",
+        "unknown value for `loss`",
+        "`mse`",
+    ),
+    (
+        "shared-config",
+        spec(
+            shared={"s": {"layer": "Dense", "config": {"units": 1}}},
+            nodes={"y": {"shared": "s", "config": {}, "inputs": "x"}},
+        ),
+        "$.nodes.y.config",
+        "a `shared` node cannot set `config`",
+        "",
+    ),
+    (
+        "merge-trainable",
+        spec(nodes={"y": {"merge": "add", "trainable": False, "inputs": ["x", "x"]}}),
+        "$.nodes.y.trainable",
+        "a `merge` node cannot set `trainable`: it has no weights to freeze",
+        "",
+    ),
+    (
+        "dot-axes",
+        spec(nodes={"y": {"merge": "dot", "config": {"axes": "1"}, "inputs": ["x", "x"]}}),
+        "$.nodes.y.config.axes",
+        "expected integer or array",
+        "",
+    ),
+    (
+        "dot-no-axes",
+        spec(nodes={"y": {"merge": "dot", "inputs": ["x", "x"]}}),
+        "$.nodes.y",
+        "missing the required key `config`",
+        "",
+    ),
+    (
+        "safe-mode-key",
+        _node(layer="Dense", config={"units": 1, "safe_mode": False}),
+        "$.nodes.h.config.safe_mode",
+        "unknown key",
+        "",
+    ),
+    (
+        "optimizer",
+        {**spec(), "training": {"optimizer": "adamm"}},
+        "$.training.optimizer",
+        "unknown value",
+        "`adam`",
+    ),
 ]
 
 

@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import spec, write
 
 from fusec.check import check_spec
 from fusec.errors import ShapeError
 from fusec.merges import MERGES
+from helpers import spec, write
 
 
 def merge_doc(mode: str, shapes: tuple[tuple[Any, ...], ...], config: dict[str, Any]) -> dict[str, Any]:
@@ -48,7 +48,12 @@ def test_every_merge_has_examples() -> None:
 
 
 MISMATCH = [
-    ("add", [[32], [16]], None, "merge `m` (add) needs inputs of one shape. Received: (None, 32) from `in0`, (None, 16) from `in1`"),
+    (
+        "add",
+        [[32], [16]],
+        None,
+        "merge `m` (add) needs inputs of one shape. Received: (None, 32) from `in0`, (None, 16) from `in1`",
+    ),
     ("average", [[4, 3], [4]], None, "merge `m` (average) needs inputs of one shape"),
     ("multiply", [[5], [6]], None, "(multiply) needs inputs of one shape"),
     ("maximum", [[5], [6]], None, "(maximum) needs inputs of one shape"),
@@ -57,7 +62,12 @@ MISMATCH = [
     ("concat", [[4, 3], [5, 2]], None, "(concat) needs inputs that match on every axis but axis -1"),
     ("concat", [[4, 3], [4]], None, "(concat) needs inputs of one rank"),
     ("concat", [[4], [4]], {"axis": 0}, "axis 0 is out of range"),
-    ("dot", [[4], [5]], {"axes": 1}, "(dot) needs equal sizes along the dot axes 1: 4 from `in0` vs 5 from `in1`"),
+    (
+        "dot",
+        [[4], [5]],
+        {"axes": 1},
+        "(dot) needs equal sizes along the dot axes 1: 4 from `in0` vs 5 from `in1`",
+    ),
     ("dot", [[4], [4]], {"axes": 2}, "axes 2 are out of range"),
     ("dot", [[2, 2, 2], [2, 2, 2]], {"axes": 1}, "needs inputs of rank 2 or 3"),
 ]
@@ -92,7 +102,13 @@ def test_layer_error_names_node_and_key(tmp_path: Path) -> None:
 
 
 def test_rank_error_points_at_inputs(tmp_path: Path) -> None:
-    doc = spec(nodes={"p": {"layer": "RepeatVector", "config": {"n": 2}, "inputs": "x"}, "y": {"layer": "Flatten", "inputs": "p"}}, outputs={"y": {"from": "y"}})
+    doc = spec(
+        nodes={
+            "p": {"layer": "RepeatVector", "config": {"n": 2}, "inputs": "x"},
+            "y": {"layer": "Flatten", "inputs": "p"},
+        },
+        outputs={"y": {"from": "y"}},
+    )
     check_spec(write(tmp_path, doc))  # rank 2 is fine
     doc["nodes"]["q"] = {"layer": "RepeatVector", "config": {"n": 2}, "inputs": "p"}
     doc["outputs"]["q"] = {"from": "q"}

@@ -4,7 +4,7 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-import keras  # noqa: E402
+import keras
 
 out = sys.argv[1]
 keras.utils.set_random_seed(7)
@@ -24,7 +24,9 @@ t = L.Dense(16, activation="relu", name="tag_vec")(t)
 h = L.Dense(32, activation="relu", name="hidden")(L.Concatenate(name="fuse")([x, t]))
 y = L.Dense(1, activation="sigmoid", name="is_cat")(h)
 model = keras.Model({"image": image, "tag": tag}, {"is_cat": y}, name="image_tag")
-model.compile(optimizer=keras.optimizers.Adam(0.001), loss={"is_cat": "binary_crossentropy"}, metrics={"is_cat": ["accuracy"]})
+model.compile(
+    optimizer=keras.optimizers.Adam(0.001), loss={"is_cat": "binary_crossentropy"}, metrics={"is_cat": ["accuracy"]}
+)
 os.makedirs(out, exist_ok=True)
 model.export(os.path.join(out, "saved_model"), verbose=False)
 model.save(os.path.join(out, "image_tag.keras"))

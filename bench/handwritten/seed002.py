@@ -4,7 +4,7 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-import keras  # noqa: E402
+import keras
 
 out = sys.argv[1]
 keras.utils.set_random_seed(11)
