@@ -24,6 +24,11 @@ from .errors import GraphError, PathPart, Problem, did_you_mean, quote_names
 
 SEP = "__"
 MAX_DEPTH = 16
+MAX_NODES = 20_000  # nodes after expansion: blocks of blocks multiply, so a short spec can ask for billions
+
+
+class _TooMany(Exception):
+    """Expansion passed MAX_NODES; raised to stop at once rather than build the rest."""
 
 
 @dataclass
@@ -51,6 +56,7 @@ class _Expander:
         self.out.doc["nodes"] = {}
         self.out.doc.setdefault("shared", {})
         self.problems: list[Problem] = []
+        self.user_shared = set(self.out.doc["shared"])
         # instance id -> {output name: flat node id}
         self.instance_outputs: dict[str, dict[str, str]] = {}
 
@@ -67,6 +73,8 @@ class _Expander:
                 return ports.get(port)
             if len(ports) == 1:
                 return next(iter(ports.values()))
+        if port and inst in env:
+            return f"{env[inst]}.{port}"  # output `port` of a multi-output node (an RNN's state)
         return None
 
     def rewrite_inputs(
@@ -138,7 +146,7 @@ class _Expander:
         # Instances first (in dependency order is not needed: outputs are
         # known from the block definitions alone), then plain nodes.
         for nid, node in nodes.items():
-            if "block" in node:
+            if "block" in node and node["block"] in self.blocks:  # an unknown block is reported once, below
                 outputs[nid] = self.instance_ports(node["block"], f"{prefix}{nid}{SEP}")
         for nid, node in sorted(nodes.items()):
             path = (*base, nid)
@@ -149,13 +157,20 @@ class _Expander:
             flat["inputs"] = self.rewrite_inputs(node["inputs"], env, outputs, (*path, "inputs"), valid)
             if shared_as is not None and "layer" in node:
                 sid = f"{shared_as}{nid}"
-                if sid not in self.out.doc["shared"]:
+                if sid in self.user_shared:
+                    self.problems.append(_clash(("shared", sid), sid))
+                elif sid not in self.out.doc["shared"]:
                     layer = {k: v for k, v in node.items() if k in ("layer", "config", "trainable", "doc")}
                     self.out.doc["shared"][sid] = layer
                     self.out.shared_origins[sid] = path
                 flat = {"shared": sid, "inputs": flat["inputs"]}
                 if "doc" in node:
                     flat["doc"] = node["doc"]
+            if local[nid] in self.out.doc["nodes"]:
+                self.problems.append(_clash(path, local[nid]))
+                continue
+            if len(self.out.doc["nodes"]) >= MAX_NODES:
+                raise _TooMany
             self.out.doc["nodes"][local[nid]] = flat
             if prefix:
                 self.out.origins[local[nid]] = path
@@ -234,8 +249,18 @@ class _Expander:
                     "reference",
                 )
             )
-        for missing in [w for w in wanted if w not in given]:
-            self.problems.append(Problem((*path, "inputs"), f"block `{name}` needs input `{missing}`", "", "arity"))
+        missing = [w for w in wanted if w not in given]
+        for port in missing:
+            self.problems.append(
+                Problem(
+                    (*path, "inputs"),
+                    f"block `{name}` needs input `{port}`",
+                    f"its inputs: {quote_names(wanted)}",
+                    "arity",
+                )
+            )
+        if missing:
+            return  # expanding it would report every use of the missing input again
         inner_env: dict[str, str] = {}
         for port, ref in given.items():
             if port in wanted and isinstance(ref, str):
@@ -289,7 +314,16 @@ def expand_blocks(doc: Mapping[str, Any], file: str | None = None) -> Expansion:
         return Expansion(dict(doc))
     ex = _Expander(doc)
     env = {i: i for i in doc["inputs"]}
-    ex.emit(doc["nodes"], env, "", ("nodes",), (), None, ())
+    try:
+        ex.emit(doc["nodes"], env, "", ("nodes",), (), None, ())
+    except _TooMany:
+        raise GraphError.single(
+            ("nodes",),
+            f"expanding the blocks gives more than {MAX_NODES:,} nodes",
+            "blocks instantiated inside blocks multiply; use fewer instances or a sub-model",
+            "limit",
+            file,
+        ) from None
     top = {n for n in doc["nodes"] if "block" not in doc["nodes"][n]} | set(doc["inputs"])
     for nid in ex.out.origins:
         if nid in top:
@@ -311,6 +345,15 @@ def expand_blocks(doc: Mapping[str, Any], file: str | None = None) -> Expansion:
     if ex.problems:
         raise GraphError(_unique_problems(ex.problems), file=file)
     return ex.out
+
+
+def _clash(path: tuple[PathPart, ...], flat: str) -> Problem:
+    return Problem(
+        path,
+        f"the id `{flat}` generated for a block instance is already taken",
+        f"rename the instance or the node: generated ids join them with `{SEP}`",
+        "duplicate",
+    )
 
 
 def _unique_problems(problems: list[Problem]) -> list[Problem]:

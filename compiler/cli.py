@@ -18,20 +18,52 @@ from typing import Any, NoReturn
 import click
 
 from . import __version__
-from .errors import FusecError
+from .errors import MAX_MESSAGE, FusecError, Problem, printable
 from .shapes import DEFAULT_MAX_PARAMS
 
 EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
 
 
+def _spec_param() -> str | None:
+    """The SPEC argument of the running command, for errors that carry no file (outputs)."""
+    ctx = click.get_current_context(silent=True)
+    spec = ctx.params.get("spec") if ctx is not None else None
+    return printable(str(spec)) if spec is not None else None
+
+
 def _emit_errors(errors: list[FusecError], as_json: bool) -> None:
+    """Print errors: ``error:`` lines on stderr, or the --json report on stdout.
+
+    The JSON report has the shape of ``fusec check --json`` (schema in
+    docs/security.md): ``{"ok": false, "files": [{"file", "ok", "errors": [...]}]}``.
+    """
     if as_json:
-        items = [item for e in errors for item in e.to_json()]
-        click.echo(json.dumps({"ok": False, "errors": items}, indent=2))
+        fallback = _spec_param()
+        files: dict[str | None, list[dict[str, Any]]] = {}
+        for err in errors:
+            for item in err.to_json():
+                item["file"] = item["file"] or fallback
+                files.setdefault(item["file"], []).append(item)
+        report = [{"file": file, "ok": False, "errors": items} for file, items in files.items()]
+        click.echo(json.dumps({"ok": False, "files": report}, indent=2))
         return
     for err in errors:
         for line in err.lines():
             click.echo(f"error: {line}", err=True)
+
+
+def _internal(exc: BaseException, as_json: bool) -> NoReturn:
+    """Report a bug in fusec (exit 3): one clean message, the traceback only with FUSEC_DEBUG=1."""
+    what = printable(f"{type(exc).__name__}: {exc}", MAX_MESSAGE)
+    if as_json:
+        problem = Problem((), f"internal error in fusec {__version__}: {what}", "this is a bug in fusec", "internal")
+        _emit_errors([FusecError([problem])], True)
+    click.echo(
+        f"error: internal error in fusec {__version__}: {what}\n"
+        "This is a bug in fusec, not in your spec. Re-run with FUSEC_DEBUG=1 for the traceback and report it.",
+        err=True,
+    )
+    sys.exit(EXIT_INTERNAL)
 
 
 def _fail(errors: list[FusecError], as_json: bool) -> NoReturn:
@@ -51,13 +83,7 @@ def _guard(fn: Callable[[], Any], as_json: bool) -> Any:
     except Exception as exc:
         if os.environ.get("FUSEC_DEBUG"):
             raise
-        click.echo(
-            f"error: internal error in fusec {__version__}: {type(exc).__name__}: {exc}\n"
-            "This is a bug in fusec, not in your spec. Re-run with FUSEC_DEBUG=1 for the traceback "
-            "and report it.",
-            err=True,
-        )
-        sys.exit(EXIT_INTERNAL)
+        _internal(exc, as_json)
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print results and errors as JSON.")
@@ -100,7 +126,7 @@ def check(specs: tuple[Path, ...], as_json: bool, max_params: int, allow_dirs: t
     results = []
     for spec in specs:
         try:
-            checked = _guard_static(functools.partial(check_spec, spec, max_params, allow_dirs))
+            checked = _guard_static(functools.partial(check_spec, spec, max_params, allow_dirs), as_json)
         except FusecError as err:
             failures.append(err)
             results.append({"file": str(spec), "ok": False, "errors": err.to_json()})
@@ -118,17 +144,19 @@ def check(specs: tuple[Path, ...], as_json: bool, max_params: int, allow_dirs: t
         _fail(failures, False)
 
 
-def _guard_static(fn: Callable[[], Any]) -> Any:
+def _guard_static(fn: Callable[[], Any], as_json: bool = False) -> Any:
     """Like _guard, but lets FusecError through for per-file collection."""
     try:
         return fn()
     except FusecError:
         raise
+    except KeyboardInterrupt:
+        click.echo("error: interrupted", err=True)
+        sys.exit(130)
     except Exception as exc:
         if os.environ.get("FUSEC_DEBUG"):
             raise
-        click.echo(f"error: internal error in fusec {__version__}: {type(exc).__name__}: {exc}", err=True)
-        sys.exit(EXIT_INTERNAL)
+        _internal(exc, as_json)
 
 
 @cli.command()
@@ -259,16 +287,22 @@ def schema() -> None:
 
 
 def _register() -> None:
+    half = sys.modules.get(f"{__package__}.cli_render")
+    if half is not None and not hasattr(half, "render_command"):
+        return  # cli_render is being imported first, and imports this module half-way: main() registers it
     from .cli_render import render_command
 
     cli.add_command(render_command)
 
 
-_register()
+if __name__ != "__main__":  # under `python -m fusec.cli` the real fusec.cli module registers it (below)
+    _register()
 
 
 def main() -> None:
     """Console-script entry point."""
+    if "render" not in cli.commands:
+        _register()
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -279,8 +313,17 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("error: aborted", err=True)
         sys.exit(EXIT_USAGE)
+    except KeyboardInterrupt:
+        click.echo("error: interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # a bug outside the commands' own guards: still no traceback
+        if os.environ.get("FUSEC_DEBUG"):
+            raise
+        _internal(exc, "--json" in sys.argv[1:])
     sys.exit(0)
 
 
 if __name__ == "__main__":
-    main()
+    from fusec.cli import main as _main  # the module, not this __main__ copy: render is registered there
+
+    _main()

@@ -17,6 +17,21 @@ from typing import Any, TypeVar
 PathPart = str | int
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Characters a spec (or a file name) may carry that would act on a terminal or
+# a reader instead of being shown: control characters (ANSI escape sequences,
+# new lines that fake extra `error:` lines), bidirectional overrides that
+# reorder what is displayed, zero-width characters and lone surrogates.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff]")
+MAX_MESSAGE = 1000  # characters of one message or hint; a hostile value cannot flood the terminal
+
+
+def printable(text: str, limit: int | None = None) -> str:
+    """``text`` with unsafe characters escaped (``\\x1b``, ``\\u202e``) and cut to ``limit`` characters."""
+    text = _UNSAFE.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text)
+    if limit is not None and len(text) > limit:
+        half = (limit - 5) // 2  # keep both ends: the rule starts a message, what was received often ends it
+        text = f"{text[:half]} ... {text[-half:]}"
+    return text
 
 
 def json_path(parts: Iterable[PathPart]) -> str:
@@ -80,21 +95,23 @@ class Problem:
         return json_path(self.path)
 
     def format(self, file: str | None) -> str:
-        where = f"{file}: " if file else ""
+        """One line: ``file: $.path: message (hint)``, safe to print on a terminal."""
+        where = f"{printable(file)}: " if file else ""
         # A problem with no file and no path (a missing output folder, say) is not about a spec.
-        at = f"{self.jsonpath}: " if (file or self.path) else ""
-        text = f"{where}{at}{self.message}"
+        at = f"{printable(self.jsonpath, MAX_MESSAGE)}: " if (file or self.path) else ""
+        text = f"{where}{at}{printable(self.message, MAX_MESSAGE)}"
         if self.hint:
-            text += f" ({self.hint})"
+            text += f" ({printable(self.hint, MAX_MESSAGE)})"
         return text
 
     def to_json(self, file: str | None) -> dict[str, Any]:
+        """The problem as a JSON object (see docs/security.md for the schema)."""
         return {
-            "file": file,
-            "path": self.jsonpath,
+            "file": printable(file) if file is not None else None,
+            "path": printable(self.jsonpath, MAX_MESSAGE),
             "code": self.code,
-            "message": self.message,
-            "hint": self.hint,
+            "message": printable(self.message, MAX_MESSAGE),
+            "hint": printable(self.hint, MAX_MESSAGE),
         }
 
 

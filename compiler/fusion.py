@@ -223,7 +223,7 @@ def load_keras(path: str | Path) -> Any:
             "compile with --format all or keras; a SavedModel alone keeps no layer objects",
             "output",
         )
-    return keras.models.load_model(str(archive), compile=False)
+    return keras.models.load_model(str(archive), compile=False, safe_mode=True)
 
 
 def learned_weights(model: Any, node: str | None = None) -> dict[str, dict[str, float | list[float]]]:

@@ -329,10 +329,8 @@ def _cycle_problems(g: nx.DiGraph) -> list[Problem]:
 
 
 def _reach_problems(g: nx.DiGraph, shared: Mapping[str, Any], used_shared: set[str]) -> list[Problem]:
-    live: set[str] = set()
-    for ref in g.graph["outputs"].values():
-        live.add(ref_node(ref.source))
-        live |= nx.ancestors(g, ref_node(ref.source))
+    sinks = sorted({ref_node(ref.source) for ref in g.graph["outputs"].values()})
+    live: set[str] = set().union(*nx.bfs_layers(g.reverse(copy=False), sinks))  # not ancestors() per output: O(n^2)
     problems = []
     for n in sorted(g.nodes):
         if n in live:

@@ -54,9 +54,9 @@ def _mha(shapes: Mapping[str, Shape], c: Any) -> Out:
 
 def _attention(shapes: Mapping[str, Shape], c: Any) -> Out:
     q, v, k = _qkv(shapes, "Attention")
-    if c["score_mode"] == "dot" and q[-1] is not None and k[-1] is not None and q[-1] != k[-1]:
+    if q[-1] is not None and k[-1] is not None and q[-1] != k[-1]:  # concat adds them too: q + k
         raise RuleError(
-            f"Attention (dot score) needs query and key of one feature size. "
+            f"Attention ({c['score_mode']} score) needs query and key of one feature size. "
             f"Received: query {fmt_shape(q)}, key {fmt_shape(k)}",
             hint="project one with a Dense layer, or use MultiHeadAttention",
         )

@@ -14,6 +14,7 @@ import ctypes.util
 import json
 import os
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,29 +42,86 @@ def _error(out: Path, message: str, hint: str) -> OutputError:
     return OutputError.single((), f"output `{out}`: {message}", hint, "output")
 
 
+def _is_fusec_output(out: Path) -> bool:
+    """Whether ``out`` holds a manifest fusec wrote (so fusec may replace the folder)."""
+    manifest = out / MANIFEST
+    try:
+        if not manifest.is_file() or manifest.is_symlink() or manifest.stat().st_size > 1 << 20:
+            return False
+        doc = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and isinstance(doc.get("spec_sha256"), str) and "fusec" in doc
+
+
+def _writable(folder: Path) -> bool:
+    """Whether new entries can be made in ``folder``.
+
+    Root passes every permission check, so for root a folder whose mode
+    grants nobody write access counts as read-only too: fusec honours the
+    mark rather than writing through it.
+    """
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    return not (hasattr(os, "geteuid") and os.geteuid() == 0 and not folder.stat().st_mode & 0o222)
+
+
+def _existing_ancestor(path: Path) -> Path:
+    while not (path.exists() or path.is_symlink()) and path != path.parent:
+        path = path.parent
+    return path
+
+
 def check_destination(out: Path) -> None:
-    """Refuse destinations fusec must not write or replace.
+    """Refuse destinations fusec must not write or replace; write nothing.
 
     Raises:
-        OutputError: the path is a file, is an unrelated non-empty folder, or
-            its parent cannot be created or written.
+        OutputError: the path is a file or a link, is a non-empty folder fusec
+            did not write, or its folder (or the nearest existing ancestor,
+            when the folder is still to be made) is not a writable folder.
     """
-    if out.exists() or out.is_symlink():
-        if not out.is_dir() or out.is_symlink():
-            raise _error(out, "exists and is not a folder", "choose a folder path with -o")
-        if any(out.iterdir()) and not (out / MANIFEST).is_file():
-            raise _error(
-                out,
-                "is a non-empty folder that fusec did not write",
-                "choose a new or empty folder; fusec only replaces its own outputs",
-            )
-    parent = out.parent
     try:
-        parent.mkdir(parents=True, exist_ok=True)
+        if out.exists() or out.is_symlink():
+            if not out.is_dir() or out.is_symlink():
+                raise _error(out, "exists and is not a folder", "choose a folder path with -o")
+            if any(out.iterdir()) and not _is_fusec_output(out):
+                raise _error(
+                    out,
+                    "is a non-empty folder that fusec did not write",
+                    "choose a new or empty folder; fusec only replaces its own outputs",
+                )
+        ancestor = _existing_ancestor(out.parent)
+        if not ancestor.is_dir():
+            raise _error(out, f"`{ancestor}` is not a folder", "choose a folder path with -o")
+        if not _writable(ancestor):
+            raise _error(out, f"the folder `{ancestor}` is not writable", "choose a writable location with -o")
     except OSError as exc:
-        raise _error(out, f"cannot create the parent folder: {exc.strerror}", "") from None
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise _error(out, f"the folder `{parent}` is not writable", "choose a writable location with -o")
+        raise _error(out, f"cannot be inspected: {exc.strerror or exc}", "choose another path with -o") from None
+
+
+def _make_parents(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing ancestors; return those created, innermost first."""
+    missing = []
+    while not (folder.exists() or folder.is_symlink()):
+        missing.append(folder)
+        folder = folder.parent
+    for made in reversed(missing):
+        try:
+            made.mkdir()
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            _remove_empty(missing)
+            raise _error(
+                made, f"cannot create the folder: {exc.strerror or exc}", "choose another path with -o"
+            ) from None
+    return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def _stage_root(out: Path) -> Path:
@@ -78,9 +136,16 @@ def _stage_root(out: Path) -> Path:
 
 
 def _clean_stale(root: Path) -> None:
+    """Remove staging folders left by killed compiles (their process is gone), ours only."""
+    uid = os.geteuid() if hasattr(os, "geteuid") else None
     for stage in root.glob(f"{_STAGE_PREFIX}*"):
         pid = stage.name.removeprefix(_STAGE_PREFIX).split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        try:
+            st = stage.lstat()
+        except OSError:
+            continue
+        mine = uid is None or st.st_uid == uid
+        if mine and stat.S_ISDIR(st.st_mode) and pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(stage, ignore_errors=True)
 
 
@@ -163,10 +228,13 @@ def save_artifacts(model: Any, checked: Checked, out: str | Path, fmt: str = "al
 
     out = Path(out).absolute()
     check_destination(out)
-    root = _stage_root(out)
-    _clean_stale(root)
-    stage = Path(tempfile.mkdtemp(prefix=f"{_STAGE_PREFIX}{os.getpid()}-", dir=root))
+    created = _make_parents(out.parent)
+    stage: Path | None = None
     try:
+        root = _stage_root(out)
+        for folder in {root, out.parent}:
+            _clean_stale(folder)
+        stage = Path(tempfile.mkdtemp(prefix=f"{_STAGE_PREFIX}{os.getpid()}-", dir=root))
         saved = keras_path = None
         if fmt in ("all", "savedmodel"):
             saved = stage / "saved_model"
@@ -196,8 +264,12 @@ def save_artifacts(model: Any, checked: Checked, out: str | Path, fmt: str = "al
         (stage / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         os.chmod(stage, 0o755)  # mkdtemp makes it 0700
         _swap_into_place(stage, out)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
+    except BaseException as exc:
+        if stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
+        _remove_empty(created)
+        if isinstance(exc, OSError):  # disk full, permissions, a folder that vanished...
+            raise _error(out, f"cannot be written: {exc.strerror or exc}", "the previous output is unchanged") from exc
         raise
     return Artifacts(
         out,

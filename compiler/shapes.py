@@ -65,7 +65,7 @@ class Totals:
 def _freeze(out: Out, trainable: bool) -> Out:
     if trainable:
         return out
-    return Out(out.shape, 0, out.trainable + out.non_trainable)
+    return Out(out.shape, 0, out.trainable + out.non_trainable, out.extra)  # keep an RNN's states
 
 
 def _rule_problem(

@@ -21,9 +21,11 @@ At build time archives load with Keras's ``safe_mode=True``.
 from __future__ import annotations
 
 import json
+import math
 import zipfile
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +36,34 @@ from .rules import Shape
 
 MAX_ARCHIVE_BYTES = 2 << 30
 MAX_CONFIG_BYTES = 16 << 20
+MAX_INFLATED = 64 << 20  # weights may inflate past 20x the archive's size only up to this
 MAX_NESTING = 8
+MAX_NODES = 20_000  # nodes of all sub-models of one spec, nested ones included
 
 #: Keras classes allowed inside a sub-model archive besides the vocabulary.
 _STRUCTURAL = {"InputLayer", "Functional", "Sequential", "Model"}
 _KERAS_MERGES = {rule.keras: name for name, rule in MERGES.items()}
+#: The only modules a sub-model archive may name: Keras's public layer,
+#: initializer, regularizer, optimizer, loss and metric modules, its model
+#: classes, and fusec's own fusion layers. Any other module (``keras.utils``,
+#: ``os``, ...) is refused before Keras could import it.
+_MODULES = {
+    "keras",
+    "keras.layers",
+    "keras.initializers",
+    "keras.regularizers",
+    "keras.constraints",
+    "keras.optimizers",
+    "keras.optimizers.schedules",
+    "keras.losses",
+    "keras.metrics",
+    "keras.models",
+    "keras.src.models.functional",
+    "keras.src.models.sequential",
+    "keras.src.models.model",
+    "fusec.fusion",
+}
+_FUSEC_REGISTERED = {f"fusec>{rule.keras}" for rule in MERGES.values()}
 _NON_TRAINABLE_VARS = {"BatchNormalization": {2, 3}}  # moving mean and variance
 
 
@@ -61,6 +86,7 @@ class SubModel:
     outputs: dict[str, Shape]
     trainable: int
     non_trainable: int
+    nodes: int = 1  # nodes (or layers) it holds, nested sub-models included
 
 
 def resolve_path(raw: str, spec_dir: Path, allowed: Sequence[Path], key: str = "model") -> Path:
@@ -69,17 +95,24 @@ def resolve_path(raw: str, spec_dir: Path, allowed: Sequence[Path], key: str = "
     Raises:
         RuleError: the path escapes every allowed folder or does not exist.
     """
-    candidate = Path(raw)
-    full = candidate if candidate.is_absolute() else spec_dir / candidate
-    resolved = full.resolve()
-    roots = [spec_dir.resolve(), *(Path(a).resolve() for a in allowed)]
+    try:
+        candidate = Path(raw)
+        full = candidate if candidate.is_absolute() else spec_dir / candidate
+        resolved = full.resolve()
+        roots = [spec_dir.resolve(), *(Path(a).resolve() for a in allowed)]
+    except (OSError, ValueError, RuntimeError) as exc:  # NUL bytes, names too long, symlink loops
+        raise RuleError(f"path `{raw}` cannot be resolved ({exc})", key, "check the path") from None
     if not any(resolved == r or r in resolved.parents for r in roots):
         raise RuleError(
             f"path `{raw}` leaves the spec's folder (it resolves to {resolved})",
             key,
             "keep sub-models beside the spec, or allow the folder with --allow-dir",
         )
-    if not resolved.is_file():
+    try:
+        is_file = resolved.is_file()
+    except (OSError, ValueError):
+        is_file = False
+    if not is_file:
         raise RuleError(f"no file `{raw}` (looked for {resolved})", key, "check the path")
     return resolved
 
@@ -91,11 +124,11 @@ def _scan(node: Any, where: str, found: list[str], in_layers: bool = False) -> N
         module = node.get("module")
         registered = node.get("registered_name")
         known = cls in LAYERS or cls in _KERAS_MERGES or cls in _STRUCTURAL
-        if in_layers and isinstance(cls, str) and not known and not str(registered or "").startswith("fusec>"):
+        if in_layers and isinstance(cls, str) and not known:
             found.append(f"layer `{cls}` at {where}")
-        if isinstance(module, str) and not (module == "keras" or module.startswith("keras.") or module == "fusec"):
+        if isinstance(module, str) and module not in _MODULES:
             found.append(f"module `{module}` at {where}")
-        if isinstance(registered, str) and ">" in registered and not registered.startswith("fusec>"):
+        if isinstance(registered, str) and ">" in registered and registered not in _FUSEC_REGISTERED:
             found.append(f"custom object `{registered}` at {where}")
         for key in ("function", "function_type", "output_shape_type"):
             if key in node:
@@ -117,14 +150,14 @@ def _layer_out(layer: Mapping[str, Any]) -> Shape | None:
         kw = {k: v for k, v in cfg.items() if k in rule.param_index and not isinstance(v, dict)}
         try:
             return rule.infer(tuple(shape), rule.resolve(kw)).shape
-        except (RuleError, KeyError, TypeError):
+        except Exception:  # a rule fed values Keras wrote (or an attacker did): no shape
             return None
     if cls in _KERAS_MERGES and shape is not None:
         rule_m = MERGES[_KERAS_MERGES[cls]]
         kw = {k: v for k, v in cfg.items() if k in rule_m.param_index}
         try:
             return rule_m.infer([(str(i), tuple(s)) for i, s in enumerate(shape)], rule_m.resolve(kw)).shape
-        except (RuleError, KeyError, TypeError):
+        except Exception:
             return None
     return None
 
@@ -144,19 +177,51 @@ def inspect_keras(path: Path) -> SubModel:
             if info.file_size > MAX_CONFIG_BYTES:
                 raise RuleError(f"`{path.name}`'s config.json is too large", "model")
             config = json.loads(zf.read("config.json"))
+            refused: list[str] = []
+            _scan(config, "config", refused)  # before any weights are parsed
+            if refused:
+                raise RuleError(
+                    f"`{path.name}` holds classes fusec will not load: {', '.join(refused[:3])}"
+                    + (f" (and {len(refused) - 3} more)" if len(refused) > 3 else ""),
+                    "model",
+                    "only layers of fusec's vocabulary may appear in a sub-model (no Lambda, no custom code)",
+                )
             names = set(zf.namelist())
+            if "model.weights.h5" in names:
+                _check_expansion(path, zf.getinfo("model.weights.h5"))
             weights = _weight_counts(zf) if "model.weights.h5" in names else ({}, 0, 0)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-        raise RuleError(f"`{path.name}` is not a readable .keras archive ({exc})", "model") from None
-    refused: list[str] = []
-    _scan(config, "config", refused)
-    if refused:
+    except RuleError:
+        raise
+    except Exception as exc:  # a hostile archive can break zipfile, json or h5py in many ways
+        raise RuleError(f"`{path.name}` is not a readable .keras archive ({_brief(exc)})", "model") from None
+    try:
+        return _signature(path, config, weights)
+    except RuleError:
+        raise
+    except Exception as exc:  # malformed structure: wrong types, missing keys
         raise RuleError(
-            f"`{path.name}` holds classes fusec will not load: {', '.join(refused[:3])}"
-            + (f" (and {len(refused) - 3} more)" if len(refused) > 3 else ""),
+            f"`{path.name}`'s config.json does not describe a Keras model fusec can read ({_brief(exc)})", "model"
+        ) from None
+
+
+def _check_expansion(path: Path, info: zipfile.ZipInfo) -> None:
+    """Refuse weights that would inflate far past the archive: Keras stores them uncompressed."""
+    on_disk = path.stat().st_size
+    if info.file_size > min(MAX_ARCHIVE_BYTES, max(MAX_INFLATED, 20 * on_disk)):
+        raise RuleError(
+            f"`{path.name}`'s weights would expand to {info.file_size:,} bytes from a {on_disk:,}-byte archive",
             "model",
-            "only layers of fusec's vocabulary may appear in a sub-model (no Lambda, no custom code)",
+            "Keras stores weights uncompressed: save the sub-model with Keras",
         )
+
+
+def _brief(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _signature(path: Path, config: Any, weights: tuple[dict[str, int], int, int]) -> SubModel:
+    """Inputs and outputs of a scanned archive's config (raises on malformed structure)."""
     cfg = config.get("config", {})
     layers = {layer["config"]["name"]: layer for layer in cfg.get("layers", []) if "config" in layer}
     inputs: dict[str, Shape] = {}
@@ -177,7 +242,7 @@ def inspect_keras(path: Path) -> SubModel:
             )
         outputs[name] = out
     _, trainable, non_trainable = weights
-    return SubModel(path, "keras", inputs, outputs, trainable, non_trainable)
+    return SubModel(path, "keras", inputs, outputs, trainable, non_trainable, max(1, len(layers)))
 
 
 def _named(refs: Any) -> dict[str, list[Any]]:
@@ -195,7 +260,6 @@ def _weight_counts(zf: zipfile.ZipFile) -> tuple[dict[str, int], int, int]:
     import io
 
     import h5py
-    import numpy as np
 
     data = io.BytesIO(zf.read("model.weights.h5"))
     per_layer: dict[str, int] = {}
@@ -206,7 +270,7 @@ def _weight_counts(zf: zipfile.ZipFile) -> tuple[dict[str, int], int, int]:
             nonlocal trainable, non_trainable
             if not isinstance(obj, h5py.Dataset) or not name.startswith("layers/"):
                 return
-            size = int(np.prod(obj.shape)) if obj.shape else 1
+            size = math.prod(obj.shape) if obj.shape else 1
             parts = name.split("/")
             per_layer[parts[1]] = per_layer.get(parts[1], 0) + size
             cls = _layer_class(parts[1])
@@ -235,7 +299,16 @@ def spec_submodel(checked: Any) -> SubModel:
         name: output_shape(checked.info, checked.graph, ref.source)
         for name, ref in checked.graph.graph["outputs"].items()
     }
-    return SubModel(checked.spec.path, "spec", inputs, outputs, checked.totals.trainable, checked.totals.non_trainable)
+    nested = checked.models.tally[0] if checked.models is not None else 0
+    return SubModel(
+        checked.spec.path,
+        "spec",
+        inputs,
+        outputs,
+        checked.totals.trainable,
+        checked.totals.non_trainable,
+        len(checked.order) + nested,
+    )
 
 
 def node_path(base: tuple[PathPart, ...], key: str) -> tuple[PathPart, ...]:
@@ -257,6 +330,41 @@ class ModelContext:
     allowed: tuple[Path, ...] = ()
     stack: tuple[Path, ...] = ()
     max_params: int = 500_000_000
+    # Each sub-model file is read once per check, however many nodes (at any
+    # depth) use it; the tally bounds the nodes all of them add up to. Without
+    # both, ten nodes each using a spec of ten nodes each using ... is checked
+    # ten to the power of the nesting depth times.
+    cache: dict[Path, SubModel | RuleError] = field(default_factory=dict, compare=False, repr=False)
+    tally: list[int] = field(default_factory=lambda: [0], compare=False, repr=False)
+
+
+_CACHE: ContextVar[dict[Path, SubModel | RuleError] | None] = ContextVar("fusec_submodels", default=None)
+
+
+def _cached(path: Path, ctx: ModelContext, read: Callable[[], SubModel]) -> SubModel:
+    """``read()``, once per file for the outermost check and everything nested in it."""
+    active = _CACHE.get()
+    cache = ctx.cache if active is None else active
+    if path not in cache:
+        token = _CACHE.set(cache) if active is None else None
+        try:
+            cache[path] = read()
+        except RuleError as err:
+            cache[path] = err
+        finally:
+            if token is not None:
+                _CACHE.reset(token)
+    found = cache[path]
+    if isinstance(found, RuleError):
+        raise RuleError(found.message, found.key, found.hint)
+    ctx.tally[0] += found.nodes
+    if ctx.tally[0] > MAX_NODES:
+        raise RuleError(
+            f"the sub-models of this spec hold more than {MAX_NODES:,} nodes in all",
+            "model",
+            "use each sub-model fewer times, or nest them less deeply",
+        )
+    return found
 
 
 def _fits(want: Shape, got: Shape) -> bool:
@@ -282,7 +390,7 @@ def infer_model_node(
     if path.suffix == ".keras":
         if "weights" in node:
             raise RuleError("`weights` applies to fusec-spec sub-models; a .keras archive has its own", "weights")
-        sub = inspect_keras(path)
+        sub = _cached(path, ctx, lambda: inspect_keras(path))
     elif path.suffix == ".json":
         if path in ctx.stack:
             chain = " -> ".join(p.name for p in (*ctx.stack[ctx.stack.index(path) :], path))
@@ -291,12 +399,15 @@ def infer_model_node(
             raise RuleError(f"sub-models nest deeper than {MAX_NESTING} levels", "model")
         from .check import check_spec
 
-        try:
-            checked = check_spec(path, ctx.max_params, allowed=ctx.allowed, _stack=(*ctx.stack, path))
-        except FusecError as err:
-            first = err.problems[0].format(str(path)) if err.problems else str(err)
-            raise RuleError(f"sub-model `{raw}` does not check: {first}", "model") from None
-        sub = spec_submodel(checked)
+        def read() -> SubModel:
+            try:
+                checked = check_spec(path, ctx.max_params, allowed=ctx.allowed, _stack=(*ctx.stack, path))
+            except FusecError as err:
+                first = err.problems[0].format(str(path)) if err.problems else str(err)
+                raise RuleError(f"sub-model `{raw}` does not check: {first}", "model") from None
+            return spec_submodel(checked)
+
+        sub = _cached(path, ctx, read)
         if "weights" in node:
             weights = resolve_path(node["weights"], ctx.spec_dir, ctx.allowed, "weights")
             if not (weights.name.endswith(".weights.h5") or weights.suffix == ".keras"):

@@ -1,0 +1,723 @@
+"""Property tests: random valid specs agree with Keras; random broken ones fail cleanly.
+
+``valid_specs()`` draws small specs over the whole vocabulary: chains and
+branches of dense, convolution, pooling, recurrent, embedding, normalisation
+and reshaping layers, merges of compatible shapes in every mode (concat, the
+element-wise ones, dot, weighted, gated), shared-layer calls and blocks with
+shared or separate weights. It asks fusec's own layer rules whether a step
+fits, so every spec it returns should check; the differential test then builds
+each one with Keras and compares every node's static shape and the parameter
+totals with what Keras built (fusec's static checker against Keras).
+
+``test_mutations_fail_cleanly`` breaks valid specs at random (keys deleted,
+references swapped, values of the wrong type) and requires nothing but a
+FusecError (or a pass) from ``check_spec``.
+
+Examples are derandomized so CI sees the same ones every run; set
+FUSEC_HYPOTHESIS_SCALE=10 (say) for a longer, random search.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fusec.check import check_spec
+from fusec.errors import FusecError, RuleError
+from fusec.layers import LAYERS
+from fusec.load import parse_spec
+from fusec.merges import MERGES
+
+SCALE = int(os.environ.get("FUSEC_HYPOTHESIS_SCALE", "1"))
+RANDOM = SCALE > 1
+MAX_NODES = 12
+MAX_DIM = 16  # no generated tensor grows past this on any axis
+
+Shape = tuple[int | None, ...]
+
+
+def _settings(examples: int) -> Any:
+    return settings(
+        max_examples=examples * SCALE,
+        deadline=None,
+        derandomize=not RANDOM,
+        database=None,
+        print_blob=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+    )
+
+
+# --- the generator -------------------------------------------------------------------
+
+ACTIVATIONS = ["linear", "relu", "tanh", "sigmoid", "softmax", "gelu"]
+RNNS = ["SimpleRNN", "LSTM", "GRU"]
+
+
+class Builder:
+    """A spec under construction, with fusec's static shape of every tensor so far."""
+
+    def __init__(self, draw: Callable[[Any], Any]) -> None:
+        self.draw = draw
+        self.doc: dict[str, Any] = {"fusec": 1, "name": "generated", "seed": 3, "inputs": {}, "nodes": {}}
+        self.shapes: dict[str, Shape] = {}
+        self.consumed: set[str] = set()
+        self.count = 0
+
+    # -- bookkeeping
+
+    def full(self) -> bool:
+        return len(self.doc["nodes"]) >= MAX_NODES
+
+    def new_id(self, prefix: str) -> str:
+        self.count += 1
+        return f"{prefix}{self.count}"
+
+    def pick(self, rank: int | None = None, known_last: bool = False, prefer_fresh: bool = True) -> str | None:
+        pool = [
+            t
+            for t, s in self.shapes.items()
+            if (rank is None or len(s) - 1 == rank)
+            and (not known_last or s[-1] is not None)
+            and self.doc["inputs"].get(t, {}).get("dtype", "float32") == "float32"
+        ]
+        if not pool:
+            return None
+        fresh = [t for t in pool if t not in self.consumed]
+        if prefer_fresh and fresh and self.draw(st.booleans()):
+            pool = fresh
+        return str(self.draw(st.sampled_from(sorted(pool))))
+
+    def _fits(self, shape: Shape) -> bool:
+        return all(d is None or 1 <= d <= MAX_DIM for d in shape[1:]) and len(shape) >= 2
+
+    # -- steps
+
+    def add_input(self, iid: str, shape: list[int | None], dtype: str = "float32") -> None:
+        spec: dict[str, Any] = {"shape": shape}
+        if dtype != "float32":
+            spec["dtype"] = dtype
+        self.doc["inputs"][iid] = spec
+        self.shapes[iid] = (None, *shape)
+
+    def layer(self, src: str, layer: str, config: dict[str, Any], trainable: bool = True) -> str | None:
+        rule = LAYERS[layer]
+        try:
+            out = rule.infer(self.shapes[src], rule.resolve(config))
+        except RuleError:
+            return None
+        shape = out.shape
+        if not self._fits(shape):
+            return None
+        nid = self.new_id("n")
+        node: dict[str, Any] = {"layer": layer, "inputs": src}
+        if config:
+            node["config"] = config
+        if not trainable:
+            node["trainable"] = False
+        self.doc["nodes"][nid] = node
+        self.shapes[nid] = shape
+        for i, extra in enumerate(out.extra, start=1):  # an RNN's states: `id.1`, `id.2`
+            self.shapes[f"{nid}.{i}"] = extra
+        self.consumed.add(src.partition(".")[0])
+        return nid
+
+    def layer_on(self, inputs: str | dict[str, str], layer: str, config: dict[str, Any]) -> str | None:
+        """A layer with named inputs (attention): one id for all its required slots, or a slot object."""
+        rule = LAYERS[layer]
+        if isinstance(inputs, str):
+            shapes = dict.fromkeys(rule.required_slots, self.shapes[inputs])
+        else:
+            shapes = {slot: self.shapes[ref] for slot, ref in inputs.items()}
+        try:
+            out = rule.infer(shapes, rule.resolve(config))
+        except RuleError:
+            return None
+        if not self._fits(out.shape):
+            return None
+        nid = self.new_id("a")
+        self.doc["nodes"][nid] = {"layer": layer, "config": config, "inputs": inputs}
+        self.shapes[nid] = out.shape
+        self.consumed.update([inputs] if isinstance(inputs, str) else inputs.values())
+        return nid
+
+    def merge(self, mode: str, inputs: Any, config: dict[str, Any]) -> str | None:
+        rule = MERGES[mode]
+        if isinstance(inputs, dict):
+            sources: Any = {
+                slot: [(r, self.shapes[r]) for r in ([v] if isinstance(v, str) else v)] for slot, v in inputs.items()
+            }
+            refs = [r for v in inputs.values() for r in ([v] if isinstance(v, str) else v)]
+        else:
+            sources, refs = [(r, self.shapes[r]) for r in inputs], list(inputs)
+        try:
+            shape = rule.infer(sources, rule.resolve(config)).shape
+        except RuleError:
+            return None
+        if not self._fits(shape):
+            return None
+        nid = self.new_id("m")
+        node: dict[str, Any] = {"merge": mode, "inputs": inputs}
+        if config:
+            node["config"] = config
+        self.doc["nodes"][nid] = node
+        self.shapes[nid] = shape
+        self.consumed.update(r.partition(".")[0] for r in refs)
+        return nid
+
+    def dense(self, src: str, units: int, activation: str | None = None) -> str | None:
+        config: dict[str, Any] = {"units": units}
+        if activation:
+            config["activation"] = activation
+        return self.layer(src, "Dense", config)
+
+
+def _ints(lo: int, hi: int) -> st.SearchStrategy[int]:
+    return st.integers(lo, hi)
+
+
+def _config(draw: Callable[[Any], Any], layer: str, shape: Shape) -> dict[str, Any]:
+    """A random config for ``layer`` (valid per the schema; the rule decides if it fits ``shape``)."""
+    d = draw
+    last = shape[-1]
+    if layer == "Dense":
+        cfg: dict[str, Any] = {"units": d(_ints(1, 8))}
+        if d(st.booleans()):
+            cfg["activation"] = d(st.sampled_from(ACTIVATIONS))
+        if d(st.booleans()):
+            cfg["use_bias"] = d(st.booleans())
+        return cfg
+    if layer in ("Dropout", "SpatialDropout1D", "SpatialDropout2D"):
+        return {"rate": d(st.sampled_from([0.0, 0.1, 0.5]))}
+    if layer == "Activation":
+        return {"activation": d(st.sampled_from(ACTIVATIONS))}
+    if layer in ("BatchNormalization", "LayerNormalization"):
+        cfg = {}
+        if d(st.booleans()):
+            cfg["center"] = d(st.booleans())
+            cfg["scale"] = d(st.booleans())
+        if d(st.booleans()) and len(shape) > 2:
+            cfg["axis"] = d(st.sampled_from(list(range(1, len(shape))) + [-1]))
+        return cfg
+    if layer == "RepeatVector":
+        return {"n": d(_ints(1, 4))}
+    if layer == "Reshape":
+        if len(shape) == 2 and last:
+            a = d(st.sampled_from([k for k in range(1, last + 1) if last % k == 0]))
+            return {"target_shape": [a, d(st.sampled_from([last // a, -1]))]}
+        if len(shape) == 4 and None not in shape[1:]:
+            return {"target_shape": [shape[1] * shape[2], d(st.sampled_from([shape[3], -1]))]}  # type: ignore[operator]
+        return {"target_shape": [-1]}
+    if layer == "Rescaling":
+        return {"scale": d(st.sampled_from([0.5, 2.0])), "offset": d(st.sampled_from([0.0, -1.0]))}
+    if layer == "ReLU":
+        return d(st.sampled_from([{}, {"max_value": 6.0}, {"negative_slope": 0.1}, {"threshold": 0.5}]))
+    if layer == "Softmax":
+        return {}
+    if layer in ("Conv1D", "Conv2D", "Conv2DTranspose", "SeparableConv2D", "DepthwiseConv2D"):
+        cfg = {"kernel_size": d(_ints(1, 3))}
+        if layer != "DepthwiseConv2D":
+            cfg["filters"] = d(_ints(1, 6))
+        if layer in ("SeparableConv2D", "DepthwiseConv2D") and d(st.booleans()):
+            cfg["depth_multiplier"] = d(_ints(1, 2))
+        strides = d(_ints(1, 2))
+        if strides > 1:
+            cfg["strides"] = strides
+        elif d(st.booleans()) and layer != "Conv2DTranspose":
+            cfg["dilation_rate"] = 2
+        paddings = ["valid", "same", "causal"] if layer == "Conv1D" else ["valid", "same"]
+        cfg["padding"] = d(st.sampled_from(paddings))
+        if d(st.booleans()):
+            cfg["activation"] = d(st.sampled_from(ACTIVATIONS))
+        if d(st.booleans()):
+            cfg["use_bias"] = False
+        return cfg
+    if layer.startswith(("MaxPooling", "AveragePooling")):
+        cfg = {"pool_size": d(_ints(1, 3))}
+        if d(st.booleans()):
+            cfg["strides"] = d(_ints(1, 2))
+        cfg["padding"] = d(st.sampled_from(["valid", "same"]))
+        return cfg
+    if layer.startswith("Global"):
+        return {"keepdims": d(st.booleans())}
+    if layer in RNNS:
+        cfg = {"units": d(_ints(1, 6)), "return_sequences": d(st.booleans())}
+        if d(st.booleans()):
+            cfg["go_backwards"] = True
+        if layer == "GRU" and d(st.booleans()):
+            cfg["reset_after"] = False
+        if d(st.integers(0, 3)) == 0:
+            cfg["return_state"] = True
+        if d(st.booleans()):
+            cfg["use_bias"] = False
+        return cfg
+    if layer == "Bidirectional":
+        inner = d(st.sampled_from(RNNS))
+        inner_cfg = {"units": d(_ints(1, 5)), "return_sequences": d(st.booleans())}
+        return {
+            "layer": {"layer": inner, "config": inner_cfg},
+            "merge_mode": d(st.sampled_from(["concat", "sum", "mul", "ave"])),
+        }
+    if layer == "Permute":
+        return {"dims": list(d(st.permutations(list(range(1, len(shape))))))}
+    if layer == "ZeroPadding2D":
+        return {"padding": d(st.sampled_from([1, [1, 2], [[0, 1], [2, 0]]]))}
+    if layer == "Cropping2D":
+        return {"cropping": d(st.sampled_from([0, 1, [1, 0], [[0, 1], [1, 0]]]))}
+    if layer == "UpSampling2D":
+        return {
+            "size": d(st.sampled_from([1, 2, [2, 1]])),
+            "interpolation": d(st.sampled_from(["nearest", "bilinear"])),
+        }
+    if layer in ("Flatten",):
+        return {}
+    if layer == "Embedding":
+        return {"input_dim": d(_ints(2, 10)), "output_dim": d(_ints(1, 6)), "mask_zero": d(st.booleans())}
+    raise AssertionError(layer)
+
+
+BY_RANK = {
+    1: ["Dense", "Dropout", "Activation", "BatchNormalization", "LayerNormalization", "RepeatVector", "Reshape",
+        "Rescaling", "ReLU", "Softmax"],
+    2: ["Dense", "Conv1D", "MaxPooling1D", "AveragePooling1D", "GlobalAveragePooling1D", "GlobalMaxPooling1D",
+        "SimpleRNN", "LSTM", "GRU", "Bidirectional", "Flatten", "Permute", "LayerNormalization",
+        "BatchNormalization", "SpatialDropout1D", "Dropout"],
+    3: ["Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose", "MaxPooling2D", "AveragePooling2D",
+        "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Flatten", "BatchNormalization", "ZeroPadding2D",
+        "Cropping2D", "UpSampling2D", "Reshape", "SpatialDropout2D", "Permute"],
+}  # fmt: skip
+
+
+def _step_layer(b: Builder, src: str | None = None) -> str | None:
+    src = src or b.pick()
+    if src is None:
+        return None
+    shape = b.shapes[src]
+    for _ in range(4):  # a few tries: some draws do not fit the shape
+        layer = b.draw(st.sampled_from(BY_RANK[len(shape) - 1]))
+        nid = b.layer(src, layer, _config(b.draw, layer, shape), trainable=b.draw(st.integers(0, 9)) > 0)
+        if nid:
+            return nid
+    return None
+
+
+def _step_attention(b: Builder) -> str | None:
+    """Self-attention on one sequence, or a query attending over another sequence."""
+    query = b.pick(rank=2, known_last=True)
+    if query is None:
+        return None
+    layer = b.draw(st.sampled_from(["MultiHeadAttention", "Attention"]))
+    if layer == "MultiHeadAttention":
+        cfg: dict[str, Any] = {"num_heads": b.draw(_ints(1, 2)), "key_dim": b.draw(_ints(1, 4))}
+        if b.draw(st.booleans()):
+            cfg["output_shape"] = b.draw(_ints(1, 6))
+        if b.draw(st.booleans()):
+            cfg["use_bias"] = False
+    else:
+        cfg = b.draw(st.sampled_from([{}, {"use_scale": True}, {"score_mode": "concat"}]))
+    value = b.pick(rank=2, known_last=True)
+    if value is None or value == query or b.draw(st.booleans()):
+        return b.layer_on(query, layer, cfg)
+    inputs = {"query": query, "value": value}
+    key = b.pick(rank=2, known_last=True)
+    if key is not None and b.draw(st.booleans()):
+        inputs["key"] = key
+    return b.layer_on(inputs, layer, cfg)
+
+
+def _step_branch_merge(b: Builder) -> str | None:
+    """Two or three Dense branches of one tensor, merged in any mode."""
+    src = b.pick(known_last=True)
+    if src is None or len(b.shapes[src]) > 3:
+        return None
+    mode = b.draw(st.sampled_from(sorted(MERGES)))
+    rank1 = len(b.shapes[src]) == 2
+    if mode == "gated":
+        if not rank1:
+            return None
+        n, k = b.draw(_ints(2, 3)), b.draw(_ints(1, 6))
+        experts = [b.dense(src, k, "softmax") for _ in range(n)]
+        gate = b.dense(src, n, "softmax")
+        cfg: dict[str, Any] = {}
+        if b.draw(st.booleans()):
+            cfg["softmax"] = True
+        if b.draw(st.booleans()):
+            cfg["top_k"] = b.draw(_ints(1, n))
+        return b.merge("gated", {"experts": experts, "gate": gate}, cfg)
+    n = 2 if mode in ("subtract", "dot") else b.draw(_ints(2, 3))
+    k = b.draw(_ints(1, 6))
+    widths = [k] * n if mode != "concat" else [b.draw(_ints(1, 6)) for _ in range(n)]
+    branches = [b.dense(src, w, b.draw(st.sampled_from([None, "relu", "tanh"]))) for w in widths]
+    if None in branches:
+        return None
+    cfg = {}
+    if mode == "dot":
+        cfg["axes"] = b.draw(st.sampled_from([-1, 1] if rank1 else [1, 2, [2, 2], [1, 1]]))
+        cfg["normalize"] = b.draw(st.booleans())
+    elif mode == "weighted":
+        cfg = b.draw(
+            st.sampled_from(
+                [{}, {"normalize": "sum"}, {"normalize": "none", "per_feature": True}, {"per_feature": True}]
+            )
+        )
+    elif mode == "concat" and not rank1 and b.draw(st.booleans()):
+        cfg["axis"] = -1
+    return b.merge(mode, branches, cfg)
+
+
+def _step_merge_existing(b: Builder) -> str | None:
+    """Merge tensors already in the graph: same shape (element-wise) or rank-1 (concat)."""
+    groups: dict[Shape, list[str]] = {}
+    for t, s in b.shapes.items():
+        if b.doc["inputs"].get(t, {}).get("dtype", "float32") == "float32":
+            groups.setdefault(s, []).append(t)
+    same = [sorted(g) for g in groups.values() if len(g) >= 2]
+    if same and b.draw(st.booleans()):
+        group = b.draw(st.sampled_from(same))
+        chosen = b.draw(st.lists(st.sampled_from(group), min_size=2, max_size=3, unique=True))
+        mode = b.draw(st.sampled_from(["add", "multiply", "average", "maximum", "minimum", "weighted", "concat"]))
+        if len(chosen) == 2 and b.draw(st.booleans()):
+            mode = "subtract"
+        return b.merge(mode, chosen, {})
+    vectors = sorted(
+        t
+        for t, s in b.shapes.items()
+        if len(s) == 2 and (b.doc["inputs"].get(t, {}).get("dtype", "float32") == "float32")
+    )
+    if len(vectors) < 2:
+        return None
+    chosen = b.draw(st.lists(st.sampled_from(vectors), min_size=2, max_size=3, unique=True))
+    return b.merge("concat", chosen, {})
+
+
+def _step_shared(b: Builder) -> str | None:
+    """A shared layer called on two tensors of one shape (projected from one or two sources)."""
+    a, c = b.pick(rank=1, known_last=True), b.pick(rank=1, known_last=True)
+    if a is None or c is None:
+        return None
+    width = b.draw(_ints(1, 6))
+    p, q = b.dense(a, width), b.dense(c, width)
+    if p is None or q is None:
+        return None
+    sid = b.new_id("s")
+    layer = b.draw(st.sampled_from(["Dense", "Dense", "LayerNormalization", "BatchNormalization", "RepeatVector"]))
+    cfg = _config(b.draw, layer, b.shapes[p])
+    entry: dict[str, Any] = {"layer": layer}
+    if cfg:
+        entry["config"] = cfg
+    if b.draw(st.integers(0, 5)) == 0:
+        entry["trainable"] = False
+    b.doc.setdefault("shared", {})[sid] = entry
+    rule = LAYERS[layer]
+    shape = rule.infer(b.shapes[p], rule.resolve(cfg)).shape
+    calls = []
+    for src in (p, q):
+        nid = b.new_id("c")
+        b.doc["nodes"][nid] = {"shared": sid, "inputs": src}
+        b.shapes[nid] = shape
+        b.consumed.add(src)
+        calls.append(nid)
+    return calls[-1]
+
+
+def _step_block(b: Builder) -> str | None:
+    """A block (shared or separate weights) instantiated on two tensors of one shape."""
+    a, c = b.pick(rank=1, known_last=True), b.pick(rank=1, known_last=True)
+    if a is None or c is None:
+        return None
+    width = b.draw(_ints(1, 6))
+    p, q = b.dense(a, width), b.dense(c, width)
+    if p is None or q is None:
+        return None
+    k = b.draw(_ints(1, 6))
+    inner: dict[str, Any] = {"h": {"layer": "Dense", "config": {"units": k, "activation": "relu"}, "inputs": "x"}}
+    if b.draw(st.booleans()):  # a residual inside the block
+        inner["h2"] = {"layer": "Dense", "config": {"units": k}, "inputs": "h"}
+        inner["o"] = {"merge": "add", "inputs": ["h", "h2"]}
+    else:
+        inner["o"] = {"layer": "Dense", "config": {"units": b.draw(_ints(1, 6))}, "inputs": "h"}
+    bid = b.new_id("blk")
+    shared = b.draw(st.booleans())
+    b.doc.setdefault("blocks", {})[bid] = {
+        "inputs": ["x"],
+        "nodes": inner,
+        "outputs": {"out": "o"},
+        "shared_weights": shared,
+    }
+    out_shape = (None, inner["o"]["config"]["units"]) if "config" in inner["o"] else (None, k)
+    last = None
+    for src in (p, q):
+        nid = b.new_id("i")
+        b.doc["nodes"][nid] = {"block": bid, "inputs": src if b.draw(st.booleans()) else {"x": src}}
+        b.shapes[nid] = out_shape
+        b.consumed.add(src)
+        last = nid
+    return last
+
+
+@st.composite
+def valid_specs(draw: Callable[[Any], Any]) -> dict[str, Any]:
+    """A small spec that should check, compile and agree with Keras."""
+    b = Builder(draw)
+    kinds = draw(st.lists(st.sampled_from(["vec", "seq", "img", "ids"]), min_size=1, max_size=3))
+    for i, kind in enumerate(kinds):
+        iid = f"in{i}"
+        if kind == "vec":
+            b.add_input(iid, [draw(_ints(1, 8))])
+        elif kind == "seq":
+            b.add_input(iid, [draw(st.sampled_from([None, 3, 4, 6, 8])), draw(_ints(1, 6))])
+        elif kind == "img":
+            b.add_input(iid, [draw(_ints(3, 8)), draw(_ints(3, 8)), draw(_ints(1, 3))])
+        else:
+            b.add_input(iid, [draw(st.sampled_from([None, 1, 5]))], "int32")
+    for iid in list(b.doc["inputs"]):  # every input used at least once
+        if b.doc["inputs"][iid].get("dtype") == "int32":
+            nid = b.layer(iid, "Embedding", _config(draw, "Embedding", b.shapes[iid]))
+        else:
+            nid = None
+            for _ in range(6):
+                nid = _step_layer(b, iid)
+                if nid:
+                    break
+            if nid is None:
+                nid = b.layer(iid, "Flatten", {}) if len(b.shapes[iid]) > 2 else b.dense(iid, 2)
+        assert nid is not None
+    steps = {
+        "layer": _step_layer,
+        "branch_merge": _step_branch_merge,
+        "merge_existing": _step_merge_existing,
+        "shared": _step_shared,
+        "block": _step_block,
+        "attention": _step_attention,
+    }
+    kinds_of_step = [
+        "layer", "layer", "layer", "branch_merge", "branch_merge", "merge_existing", "shared", "block", "attention",
+    ]  # fmt: skip
+    for _ in range(draw(_ints(1, 10))):
+        if b.full():
+            break
+        steps[draw(st.sampled_from(kinds_of_step))](b)
+    ends = [t for t in b.doc["nodes"] if t not in b.consumed]
+    b.doc["outputs"] = {f"out_{t}": {"from": t, "loss": draw(st.sampled_from(["mse", None]))} for t in sorted(ends)}
+    return b.doc
+
+
+def _write(doc: Any, folder: str) -> Path:
+    path = Path(folder) / "spec.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    return path
+
+
+def _example(shape: Any, dtype: str, rng: Any) -> Any:
+    import numpy as np
+
+    dims = [2, *shape[1:]]
+    if "int" in dtype:
+        return np.ones(dims, dtype)
+    return rng.normal(size=dims).astype(dtype)
+
+
+# --- the properties --------------------------------------------------------------------
+
+
+@_settings(25)
+@given(doc=valid_specs())
+def test_generated_specs_check(doc: dict[str, Any]) -> None:
+    """Every generated spec checks (the generator and the checker agree on validity)."""
+    with tempfile.TemporaryDirectory() as folder:
+        check_spec(_write(doc, folder))
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:.*does not support masking:UserWarning")
+@pytest.mark.filterwarnings("ignore:You are using a softmax over axis:UserWarning")
+@_settings(25)
+@given(doc=valid_specs())
+def test_static_shapes_and_params_equal_keras(doc: dict[str, Any], keras: Any) -> None:
+    """Differential test: fusec's static shapes and parameter counts equal Keras's after build."""
+    import numpy as np
+
+    from fusec.build import build_model
+    from fusec.shapes import output_shape
+
+    keras.backend.clear_session()
+    with tempfile.TemporaryDirectory() as folder:
+        checked = check_spec(_write(doc, folder))
+        model = build_model(checked)  # compiled for training: losses, metrics, optimizer
+    for nid in checked.order:
+        info = checked.info[nid]
+        if info.kind in ("layer", "merge"):
+            output = model.get_layer(nid).output
+            outputs = list(output) if isinstance(output, (list, tuple)) else [output]
+            static = [info.shape, *checked.graph.graph.get("extras", {}).get(nid, ())]
+            got = [tuple(t.shape) for t in outputs]
+            assert got == static, f"node {nid} ({info.op}): Keras {got}, fusec {static}"
+    trainable = sum(math.prod(w.shape) for w in model.trainable_weights)
+    frozen = sum(math.prod(w.shape) for w in model.non_trainable_weights)
+    assert (trainable, frozen) == (checked.totals.trainable, checked.totals.non_trainable)
+    if any(None in checked.info[i].shape[1:] for i in doc["inputs"]):
+        return  # which lengths fit together at run time is the data's business, not the checker's
+    rng = np.random.default_rng(0)
+    x = {i: _example(checked.info[i].shape, checked.info[i].op, rng) for i in doc["inputs"]}
+    y = model(x, training=False)
+    for name, ref in checked.graph.graph["outputs"].items():
+        static = output_shape(checked.info, checked.graph, ref.source)
+        assert len(y[name].shape) == len(static)
+        assert all(s is None or s == d for s, d in zip(static[1:], y[name].shape[1:], strict=True)), name
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:.*does not support masking:UserWarning")
+@_settings(3)
+@given(doc=valid_specs())
+def test_generated_specs_compile_to_artifacts(doc: dict[str, Any], keras: Any) -> None:
+    """The whole compile: SavedModel, .keras archive and manifest, through the CLI."""
+    from click.testing import CliRunner
+
+    from fusec.cli import cli
+
+    keras.backend.clear_session()
+    with tempfile.TemporaryDirectory() as folder:
+        path = _write(doc, folder)
+        out = Path(folder) / "out"
+        result = CliRunner().invoke(cli, ["compile", str(path), "-o", str(out)])
+        assert result.exit_code == 0, result.output
+        manifest = json.loads((out / "fusec.json").read_text())
+        assert sorted(manifest["signature"]["outputs"]) == sorted(doc["outputs"])
+        assert (out / "saved_model" / "saved_model.pb").is_file()
+
+
+# --- mutations -------------------------------------------------------------------------
+
+_JUNK = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**63 - 1),
+    st.sampled_from([0, -1, 1 << 24, (1 << 24) + 1, 10**12]),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(["", "x", "..", "../x", "/etc/passwd", "Lambda", "os.system", "a.b", "x.1", "\x00", "\u202e"]),
+    st.text(max_size=8),
+    st.lists(st.integers(-2, 9), max_size=3),
+    st.dictionaries(st.sampled_from(["units", "layer", "inputs", "x", "$ref"]), st.integers(0, 3), max_size=2),
+)
+
+
+def _locations(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every path in a JSON document (the root included)."""
+    out = [path]
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out += _locations(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out += _locations(v, (*path, i))
+    return out
+
+
+def _get(doc: Any, path: tuple[Any, ...]) -> Any:
+    for part in path:
+        doc = doc[part]
+    return doc
+
+
+def _mutate(doc: Any, draw: Callable[[Any], Any]) -> Any:
+    doc = copy.deepcopy(doc)
+    paths = _locations(doc)
+    kind = draw(st.sampled_from(["delete", "replace", "swap", "rename", "insert", "self_loop"]))
+    path = draw(st.sampled_from(paths))
+    if kind == "swap":
+        refs = [
+            p for p in paths if (p and p[-1] in ("inputs", "from", "shared", "block")) or (len(p) > 1 and "inputs" in p)
+        ]
+        refs = [p for p in refs if isinstance(_get(doc, p), str)]
+        if len(refs) >= 2:
+            a, b = draw(st.lists(st.sampled_from(refs), min_size=2, max_size=2, unique=True))
+            va, vb = _get(doc, a), _get(doc, b)
+            _get(doc, a[:-1])[a[-1]], _get(doc, b[:-1])[b[-1]] = vb, va
+            return doc
+        kind = "replace"
+    if kind == "self_loop":
+        nodes = doc.get("nodes") if isinstance(doc, dict) else None
+        if isinstance(nodes, dict) and nodes:
+            nid = draw(st.sampled_from(sorted(nodes)))
+            if isinstance(nodes[nid], dict):
+                nodes[nid]["inputs"] = nid
+                return doc
+        kind = "replace"
+    if not path:
+        return draw(_JUNK) if kind == "replace" else doc
+    parent, key = _get(doc, path[:-1]), path[-1]
+    if kind == "delete":
+        del parent[key]
+    elif kind == "replace":
+        parent[key] = draw(_JUNK)
+    elif kind == "rename" and isinstance(parent, dict):
+        parent[draw(st.sampled_from(["", "x", "units", "inputs", "layer", "$ref", "n1", "in0", "my-id", "é"]))] = (
+            parent.pop(key)
+        )
+    elif kind == "insert":
+        target = _get(doc, path)
+        if isinstance(target, dict):
+            target[draw(st.sampled_from(["units", "module", "class_name", "safe_mode", "config", "inputs", "zz"]))] = (
+                draw(_JUNK)
+            )
+        elif isinstance(target, list):
+            target.append(draw(_JUNK))
+    return doc
+
+
+def _assert_clean(err: FusecError) -> None:
+    assert err.problems
+    for problem in err.problems:
+        assert problem.jsonpath.startswith("$")
+        assert problem.message
+    for line in err.lines():
+        assert "\n" not in line and "\x1b" not in line
+
+
+@_settings(150)
+@given(doc=valid_specs(), data=st.data())
+def test_mutations_fail_cleanly(doc: dict[str, Any], data: st.DataObject) -> None:
+    """Deleted keys, swapped references, wrong types: a FusecError or a pass, never anything else."""
+    mutated = doc
+    for _ in range(data.draw(_ints(1, 3))):
+        mutated = _mutate(mutated, data.draw)
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            check_spec(_write(mutated, folder))
+        except FusecError as err:
+            _assert_clean(err)
+
+
+@_settings(200)
+@given(data=st.binary(max_size=300) | st.text(max_size=300).map(lambda t: t.encode("utf-8", "surrogatepass")))
+def test_random_bytes_fail_cleanly(data: bytes) -> None:
+    try:
+        parse_spec(data, "fuzz.json")
+    except FusecError as err:
+        _assert_clean(err)
+
+
+@_settings(100)
+@given(
+    doc=st.recursive(
+        _JUNK,
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+        max_leaves=12,
+    )
+)
+def test_random_documents_fail_cleanly(doc: Any) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            check_spec(_write(doc, folder))
+        except FusecError as err:
+            _assert_clean(err)
