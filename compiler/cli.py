@@ -104,7 +104,26 @@ allow_option = click.option(
 spec_arg = click.argument("spec", type=click.Path(path_type=Path, dir_okay=True, exists=False))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The command group; ``render`` lives in cli_render.py and is loaded on first use.
+
+    Loading it lazily (click's documented pattern) keeps cli_render, which
+    imports this module's options, out of an import cycle whichever of the two
+    is imported first.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), "render"})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name == "render":
+            from .cli_render import render_command
+
+            return render_command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", "-V", prog_name="fusec")
 def cli() -> None:
     """Check, compile and draw neural networks written as JSON graph specs."""
@@ -286,23 +305,8 @@ def schema() -> None:
     click.echo(schema_json(), nl=False)
 
 
-def _register() -> None:
-    half = sys.modules.get(f"{__package__}.cli_render")
-    if half is not None and not hasattr(half, "render_command"):
-        return  # cli_render is being imported first, and imports this module half-way: main() registers it
-    from .cli_render import render_command
-
-    cli.add_command(render_command)
-
-
-if __name__ != "__main__":  # under `python -m fusec.cli` the real fusec.cli module registers it (below)
-    _register()
-
-
 def main() -> None:
     """Console-script entry point."""
-    if "render" not in cli.commands:
-        _register()
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -324,6 +328,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from fusec.cli import main as _main  # the module, not this __main__ copy: render is registered there
-
-    _main()
+    main()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from .cli import _guard, budget_option, json_option, spec_arg
+from .cli import _guard, allow_option, budget_option, json_option, spec_arg
 from .errors import OutputError
 
 FORMATS = ("svg", "png", "pdf", "dot")
@@ -46,9 +46,18 @@ def write_atomic(path: Path, data: bytes) -> None:
     Raises:
         OutputError: the folder is missing or not writable, or ``path`` is a folder.
     """
+    from .save import _writable
+
     folder = path.parent
     if path.is_dir():
         raise OutputError.single((), f"output `{path}` is a folder", "give a file name with -o", "output")
+    if folder.is_dir() and not _writable(folder):
+        raise OutputError.single(
+            (),
+            f"output `{path}`: the folder `{folder}` is not writable",
+            "choose a writable location with -o",
+            "output",
+        )
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
@@ -110,6 +119,7 @@ def write_atomic(path: Path, data: bytes) -> None:
 )
 @json_option
 @budget_option
+@allow_option
 def render_command(
     spec: Path,
     output: str | None,
@@ -120,6 +130,7 @@ def render_command(
     timeout: float,
     as_json: bool,
     max_params: int,
+    allow_dirs: tuple[Path, ...],
 ) -> None:
     """Draw a spec: shapes, parameters, merges and shared layers (no TensorFlow).
 
@@ -131,7 +142,7 @@ def render_command(
     fmt = _pick_format(fmt, output)
     if output == "-" and as_json:
         raise click.UsageError("-o - writes the diagram to stdout; it cannot be combined with --json")
-    checked = _guard(lambda: check_spec(spec, max_params), as_json)
+    checked = _guard(lambda: check_spec(spec, max_params, allow_dirs), as_json)
     data: bytes = _guard(lambda: render(checked, fmt, rankdir, collapse, depth, timeout), as_json)
     if output == "-":
         sys.stdout.buffer.write(data)

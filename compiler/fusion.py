@@ -13,6 +13,7 @@ that loads compiled models) imports it, so ``fusec check`` stays free of them.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -209,18 +210,20 @@ def load_keras(path: str | Path) -> Any:
     path = Path(path)
     archive = path
     if path.is_dir():
+        # Only a folder fusec wrote: its manifest names the archive, and the
+        # name must be a plain model name (no path), so `../x` cannot redirect it.
         archive = path / "missing.keras"
-        manifest = path / "fusec.json"
-        if manifest.is_file():
-            archive = path / f"{json.loads(manifest.read_text(encoding='utf-8'))['name']}.keras"
-        if not archive.is_file():
-            found = sorted(path.glob("*.keras"))
-            archive = found[0] if len(found) == 1 else archive
+        try:
+            name = json.loads((path / "fusec.json").read_text(encoding="utf-8")).get("name")
+        except (OSError, ValueError, AttributeError):
+            name = None
+        if isinstance(name, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", name):
+            archive = path / f"{name}.keras"
     if not archive.is_file():
         raise FusecError.single(
             (),
             f"no .keras archive at `{path}`",
-            "compile with --format all or keras; a SavedModel alone keeps no layer objects",
+            "pass a `fusec compile` output folder (compiled with --format all or keras) or a .keras file",
             "output",
         )
     return keras.models.load_model(str(archive), compile=False, safe_mode=True)

@@ -436,3 +436,37 @@ def test_render_without_tensorflow(tmp_path: Path) -> None:
     for spec in SPECS:
         assert (out / f"{spec.stem}.png").read_bytes().startswith(PNG_MAGIC)
         ET.fromstring((out / f"{spec.stem}.svg").read_bytes())
+
+
+def test_render_refuses_read_only_folder_and_honours_allow_dir(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from fusec.cli import cli
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        result = CliRunner().invoke(cli, ["render", str(ROOT / "specs" / "image_tag.json"), "-o", str(ro / "x.svg")])
+        assert result.exit_code == 1 and "is not writable" in result.output, result.output
+        assert list(ro.iterdir()) == []
+    finally:
+        ro.chmod(0o755)
+    home = tmp_path / "home"
+    home.mkdir()
+    spec = {
+        "fusec": 1,
+        "inputs": {"image": {"shape": [32, 32, 3]}},
+        "nodes": {"cnn": {"model": str(ROOT / "specs" / "parts" / "image_classifier.keras"), "inputs": "image"}},
+        "outputs": {"p": {"from": "cnn"}},
+    }
+    path = home / "s.json"
+    path.write_text(json.dumps(spec))
+    out = tmp_path / "s.svg"
+    refused = CliRunner().invoke(cli, ["render", str(path), "-o", str(out)])
+    assert refused.exit_code == 1 and "--allow-dir" in refused.output
+    allowed = CliRunner().invoke(
+        cli, ["render", str(path), "-o", str(out), "--allow-dir", str(ROOT / "specs" / "parts")]
+    )
+    assert allowed.exit_code == 0, allowed.output
+    assert out.read_bytes().lstrip().startswith(b"<?xml")
