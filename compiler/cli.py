@@ -74,9 +74,17 @@ def _fail(errors: list[FusecError], as_json: bool) -> NoReturn:
 def _guard(fn: Callable[[], Any], as_json: bool) -> Any:
     """Run ``fn``; turn FusecError into a clean report and anything else into exit 3."""
     try:
-        return fn()
+        return _guard_static(fn, as_json)
     except FusecError as err:
         _fail([err], as_json)
+
+
+def _guard_static(fn: Callable[[], Any], as_json: bool = False) -> Any:
+    """Run ``fn``; let FusecError through (``check`` collects them per file), end anything else cleanly."""
+    try:
+        return fn()
+    except FusecError:
+        raise
     except KeyboardInterrupt:
         click.echo("error: interrupted", err=True)
         sys.exit(130)
@@ -162,20 +170,6 @@ def check(specs: tuple[Path, ...], as_json: bool, max_params: int, allow_dirs: t
     if failures:
         _fail(failures, False)
 
-
-def _guard_static(fn: Callable[[], Any], as_json: bool = False) -> Any:
-    """Like _guard, but lets FusecError through for per-file collection."""
-    try:
-        return fn()
-    except FusecError:
-        raise
-    except KeyboardInterrupt:
-        click.echo("error: interrupted", err=True)
-        sys.exit(130)
-    except Exception as exc:
-        if os.environ.get("FUSEC_DEBUG"):
-            raise
-        _internal(exc, as_json)
 
 
 @cli.command()
