@@ -1,0 +1,402 @@
+"""Scaling: check, summary, render and compile time and peak memory on generated specs.
+
+Specs of 100 to 4,000 nodes in four families (bench/gen_specs.py: chain, wide
+fan-in, many shared-layer calls, nested blocks). Each command runs as a fresh
+process, end to end; the time is the median of ``--repeats`` runs (render:
+``--render-repeats``; compile: ``--compile-repeats``) and the
+memory the largest resident set of the process (and of ``dot``, which render
+waits for). Rounds go over every family and size before the next round, so
+drift spreads over all of them.
+
+The growth exponent k of t ~ n^k is fitted by least squares on log-log,
+twice: on the wall time over every size, and on the marginal time (wall time
+minus the same command on the family's smallest spec, 10 nodes (64 for
+nested): the start-up every run pays) over sizes from 1,000 up (over every
+size where fewer were run), which is what grows with the graph.
+Target: check's marginal exponent at most 1.2.
+
+``compile`` (TensorFlow import, Keras build, SavedModel export, .keras save)
+costs tens of seconds per thousand nodes, almost all of it in SavedModel
+export, so it runs once per size and only up to ``--compile-max`` nodes.
+Render runs with ``--timeout`` for Graphviz; a run past it is recorded as
+"timeout", not waited for.
+
+Results go to bench/results/scaling-latest.json; the plot to
+docs/benchmarks/scaling.png.
+
+    python bench/scaling.py [--sizes 100,250,500,1000,2000,4000] [--repeats 5] [--compile-max 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from harness import PY, ROOT, Row, median, run_child, write_rows
+
+from common import machine
+from gen_specs import FAMILIES, write_spec
+
+SIZES = (100, 250, 500, 1000, 2000, 4000)
+BASE_SIZE = 10  # the start-up point subtracted for the marginal exponent
+COMMANDS = ("check", "summary", "render", "compile")
+FIT_FROM = 1000  # smallest size in the marginal fit (where the marginal time dwarfs the noise)
+MIN_MARGINAL = 0.05  # seconds above start-up a point needs to enter the fit (run-to-run noise: ±20-40 ms)
+INPROC = "check (in process)"
+INPROC_REPEATS = 7
+# argv: repeats, spec paths. Times check_spec alone (imports done, warmed), median of repeats.
+INPROC_SCRIPT = r"""
+import json, statistics, sys, time
+from fusec.check import check_spec
+repeats, out = int(sys.argv[1]), {}
+for path in sys.argv[2:]:
+    check_spec(path)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        check_spec(path)
+        times.append(time.perf_counter() - start)
+    out[path] = times
+print(json.dumps(out))
+"""
+TARGET = 1.2
+RESULTS = ROOT / "bench" / "results"
+PLOT = ROOT / "docs" / "benchmarks" / "scaling.png"
+
+
+def command(cmd: str, spec: Path, out: Path, render_timeout: float) -> list[str]:
+    from harness import fusec
+
+    if cmd == "render":
+        return fusec("render", str(spec), "-o", str(out / "diagram.svg"), "--timeout", f"{render_timeout:g}")
+    if cmd == "compile":
+        return fusec("compile", str(spec), "-o", str(out / "compiled"))
+    return fusec(cmd, str(spec))
+
+
+def run_one(cmd: str, spec: Path, out: Path, render_timeout: float, limit: float) -> dict[str, Any]:
+    """One run: seconds, peak RSS in MB, and "ok", "timeout" or an error line."""
+    child = run_child(command(cmd, spec, out, render_timeout), timeout=limit)
+    if child.returncode is None:
+        status = "timeout"
+    elif child.ok:
+        status = "ok"
+    elif "took longer than" in child.stderr:
+        status = "timeout"
+    else:
+        lines = [line for line in child.stderr.splitlines() if line.strip()]
+        status = "error: " + (lines[0][:200] if lines else f"exit {child.returncode}")
+    return {"seconds": child.seconds, "peak_mb": child.peak_kb / 1024, "status": status}
+
+
+def measure(
+    sizes: Sequence[int] = SIZES,
+    families: Sequence[str] = FAMILIES,
+    commands: Sequence[str] = COMMANDS,
+    repeats: int = 5,
+    compile_max: int = 500,
+    compile_repeats: int = 1,
+    render_timeout: float = 120.0,
+    log: Any = None,
+    render_repeats: int = 3,
+) -> dict[str, Any]:
+    """Run the grid; return ``{"runs": [...], "fits": [...], ...}`` (see ``fit``)."""
+    say = log or (lambda _msg: None)
+    with tempfile.TemporaryDirectory(prefix="fusec-scaling-") as tmp:
+        folder = Path(tmp)
+        specs: dict[tuple[str, int], Path] = {}
+        nodes: dict[tuple[str, int], int] = {}
+        for family in families:
+            for size in (BASE_SIZE, *sizes):
+                path = write_spec(folder, family, size)
+                first = run_one("check", path, folder, render_timeout, 600)  # warms caches, counts nodes
+                if first["status"] != "ok":
+                    raise RuntimeError(f"generated spec {path.name} does not check: {first['status']}")
+                specs[family, size] = path
+                nodes[family, size] = count_nodes(path)
+        cells: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
+        per_cmd = {"compile": compile_repeats, "render": render_repeats}
+        for r in range(max(repeats, compile_repeats, render_repeats)):
+            for family in families:
+                for size in (BASE_SIZE, *sizes):
+                    for cmd in commands:
+                        wanted = per_cmd.get(cmd, repeats)
+                        if r >= wanted or (cmd == "compile" and size > compile_max):
+                            continue
+                        prior = cells.get((family, size, cmd), [])
+                        if prior and prior[-1]["status"] == "timeout":
+                            continue  # one timeout is enough
+                        limit = render_timeout + 60 if cmd == "render" else 900
+                        result = run_one(cmd, specs[family, size], folder, render_timeout, limit)
+                        cells.setdefault((family, size, cmd), []).append(result)
+                        say(
+                            f"  round {r + 1} {family:7} {nodes[family, size]:5} nodes {cmd:8} "
+                            f"{result['seconds']:7.2f} s {result['peak_mb']:7.0f} MB  {result['status']}"
+                        )
+        if "check" in commands:  # check_spec alone, in one warm process per family: no start-up noise
+            for family in families:
+                paths = [str(specs[family, size]) for size in (BASE_SIZE, *sizes)]
+                child = run_child([PY, "-c", INPROC_SCRIPT, str(INPROC_REPEATS), *paths], timeout=1800)
+                if not child.ok:
+                    raise RuntimeError(f"in-process check failed: {child.stderr[-2000:]}")
+                times = json.loads(child.stdout.strip().splitlines()[-1])
+                for size in (BASE_SIZE, *sizes):
+                    secs = times[str(specs[family, size])]
+                    cells[family, size, INPROC] = [{"seconds": t, "peak_mb": None, "status": "ok"} for t in secs]
+                say(f"  {family:7} {INPROC}: done")
+    runs = []
+    for (family, size, cmd), results in sorted(cells.items()):
+        ok = [x for x in results if x["status"] == "ok"]
+        runs.append(
+            {
+                "family": family,
+                "size": size,
+                "nodes": nodes[family, size],
+                "command": cmd,
+                "seconds": [x["seconds"] for x in ok],
+                "peak_mb": [x["peak_mb"] for x in ok if x["peak_mb"] is not None],
+                "status": "ok" if len(ok) == len(results) else results[-1]["status"] if not ok else "partly failed",
+            }
+        )
+    return {
+        "machine": machine(),
+        "when": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "sizes": list(sizes),
+        "repeats": repeats,
+        "compile_max": compile_max,
+        "compile_repeats": compile_repeats,
+        "render_repeats": render_repeats,
+        "render_timeout": render_timeout,
+        "runs": runs,
+        "fits": fit(runs),
+    }
+
+
+def count_nodes(spec: Path) -> int:
+    """The node count ``fusec check`` reports (after block expansion)."""
+    from harness import checked_child, fusec
+
+    match = re.search(r"\((\d+) nodes", checked_child(fusec("check", str(spec))).stdout)
+    return int(match.group(1)) if match else 0
+
+
+def slope(xs: Sequence[float], ys: Sequence[float]) -> float:
+    """Least-squares slope of log(y) on log(x)."""
+    lx, ly = [math.log(x) for x in xs], [math.log(y) for y in ys]
+    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
+    var = sum((x - mx) ** 2 for x in lx)
+    return sum((x - mx) * (y - my) for x, y in zip(lx, ly, strict=True)) / var if var else float("nan")
+
+
+def fit(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per family and command: the wall and marginal growth exponents, and peak memory at the largest size."""
+    out = []
+    order = (*COMMANDS, INPROC)
+    keys = sorted({(order.index(r["command"]), r["family"]) for r in runs})
+    for cmd, family in ((order[c], f) for c, f in keys):
+        mine = sorted(
+            (r for r in runs if r["family"] == family and r["command"] == cmd and r["seconds"]),
+            key=lambda r: r["size"],
+        )
+        base = next((median(r["seconds"]) for r in mine if r["size"] == BASE_SIZE), None)
+        floor = MIN_MARGINAL
+        if cmd == INPROC:  # no start-up to subtract, and timed precisely
+            base, floor = 0.0, 0.0
+        points = [(r["nodes"], median(r["seconds"])) for r in mine if r["size"] != BASE_SIZE]
+        wall = slope(*zip(*points, strict=True)) if len(points) >= 2 else float("nan")
+        marginal_pts = [(n, t - base) for n, t in points if base is not None and t - base > floor]
+        if sum(n >= FIT_FROM for n, _ in marginal_pts) >= 2:
+            marginal_pts = [(n, t) for n, t in marginal_pts if n >= FIT_FROM]
+        marginal = slope(*zip(*marginal_pts, strict=True)) if len(marginal_pts) >= 2 else float("nan")
+        largest = mine[-1] if mine else None
+        out.append(
+            {
+                "family": family,
+                "command": cmd,
+                "wall_exponent": wall,
+                "marginal_exponent": marginal,
+                "startup_s": base,
+                "largest_nodes": largest["nodes"] if largest else None,
+                "largest_s": median(largest["seconds"]) if largest else None,
+                "largest_peak_mb": max(largest["peak_mb"]) if largest and largest["peak_mb"] else None,
+                "fit_points": len(marginal_pts),
+            }
+        )
+    return out
+
+
+def rows(results: dict[str, Any]) -> list[Row]:
+    """Summary-table rows: check's marginal exponent per family (target <= 1.2), the others for information."""
+    out = []
+    for f in results["fits"]:
+        if math.isnan(f["marginal_exponent"]):
+            continue
+        target = {"hi": TARGET} if f["command"] in ("check", INPROC) else {}
+        note = f"{f['largest_nodes']} nodes: {f['largest_s']:.2f} s"
+        if f["largest_peak_mb"]:
+            note += f", {f['largest_peak_mb']:.0f} MB peak"
+        name = f"{f['command']} growth exponent, {f['family']}"
+        out.append(Row("scaling", name, [f["marginal_exponent"]], [], "", "exp", note=note, **target))
+    return out
+
+
+def print_tables(results: dict[str, Any]) -> None:
+    runs = results["runs"]
+    families = sorted({r["family"] for r in runs})
+    for cmd in (*COMMANDS, INPROC):
+        mine = [r for r in runs if r["command"] == cmd]
+        if not mine:
+            continue
+        sizes = sorted({r["size"] for r in mine})
+        what = "median seconds" if cmd == INPROC else "median seconds (peak MB)"
+        print(f"\n{cmd}: {what} by target size; actual node counts in the JSON")
+        print(f"{'family':8}" + "".join(f"{s:>17}" for s in sizes))
+        for family in families:
+            cells = []
+            for s in sizes:
+                r = next((x for x in mine if x["family"] == family and x["size"] == s), None)
+                if r is None:
+                    cells.append("-")
+                elif not r["seconds"]:
+                    cells.append(r["status"].split(":")[0])
+                elif not r["peak_mb"]:
+                    cells.append(f"{median(r['seconds']):.3f}")
+                else:
+                    cells.append(f"{median(r['seconds']):.2f} ({max(r['peak_mb']):.0f})")
+            print(f"{family:8}" + "".join(f"{c:>17}" for c in cells))
+    print("\ngrowth exponents k (t ~ n^k): wall time over all sizes; marginal: time above the start-up (the")
+    print(f"same command on the smallest spec) over sizes >= {FIT_FROM} whose marginal time is >= {MIN_MARGINAL} s")
+    print(f"(all such sizes where fewer ran); {INPROC}: check_spec alone, same sizes. Target: check k <= {TARGET}")
+    print(f"{'command':18} {'family':8} {'wall k':>7} {'marginal k':>10} {'start-up':>9} {'largest':>24}")
+    for f in results["fits"]:
+        largest = f"{f['largest_nodes']} n: {f['largest_s']:.2f} s" if f["largest_s"] else ""
+        if f["largest_peak_mb"]:
+            largest += f" {f['largest_peak_mb']:.0f} MB"
+        print(
+            f"{f['command']:18} {f['family']:8} {f['wall_exponent']:7.2f} {f['marginal_exponent']:10.2f} "
+            f"{f['startup_s'] or 0:8.2f}s {largest:>24}"
+        )
+
+
+def plot(results: dict[str, Any], path: Path = PLOT) -> Path:
+    """One column per command: wall time, time above start-up (log-log, the fitted one), peak memory."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    runs = [r for r in results["runs"] if r["seconds"]]
+    commands = [c for c in (*COMMANDS, INPROC) if any(r["command"] == c for r in runs)]
+    fig, axes = plt.subplots(3, len(commands), figsize=(4 * len(commands), 10), squeeze=False)
+    fits = {(f["family"], f["command"]): f for f in results["fits"]}
+    plain = FuncFormatter(lambda v, _pos: f"{v:g}")
+    for col, cmd in enumerate(commands):
+        for family in FAMILIES:
+            mine = [r for r in runs if r["command"] == cmd and r["family"] == family]
+            base = 0.0 if cmd == INPROC else next((median(r["seconds"]) for r in mine if r["size"] == BASE_SIZE), None)
+            pts = sorted(
+                (r["nodes"], median(r["seconds"]), max(r["peak_mb"], default=float("nan")))
+                for r in mine
+                if r["size"] != BASE_SIZE
+            )
+            if not pts:
+                continue
+            n, t, m = zip(*pts, strict=True)
+            k = fits.get((family, cmd), {}).get("marginal_exponent", float("nan"))
+            label = f"{family} (k={k:.2f})" if not math.isnan(k) else family
+            (line,) = axes[0][col].plot(n, t, marker="o", label=family)
+            above = [(x, y - base) for x, y in zip(n, t, strict=True) if base is not None and y > base]
+            if above:
+                axes[1][col].plot(*zip(*above, strict=True), marker="o", color=line.get_color(), label=label)
+            axes[2][col].plot(n, m, marker="o", color=line.get_color(), label=family)
+        above_all = [ln.get_ydata() for ln in axes[1][col].get_lines()]
+        if above_all:  # a slope-1 guide (linear growth) ending at the largest value
+            xs = sorted({r["nodes"] for r in runs if r["command"] == cmd and r["size"] != BASE_SIZE})
+            top = max(max(y) for y in above_all)
+            axes[1][col].plot(xs, [top * x / xs[-1] for x in xs], "k:", lw=1, label="slope 1 (linear)")
+        axes[0][col].set_title(f"fusec {cmd}")
+        labels = ("seconds, median, end to end", "seconds above start-up", "peak RSS, MB")
+        for row, ylabel in enumerate(labels):
+            ax = axes[row][col]
+            ax.set_xscale("log")
+            if row == 1:
+                ax.set_yscale("log")
+                ax.yaxis.set_major_formatter(plain)
+            ax.set_xticks([x for x in results["sizes"] if any(r["size"] == x and r["command"] == cmd for r in runs)])
+            ax.xaxis.set_major_formatter(plain)
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            ax.set_xlabel("nodes")
+            ax.grid(True, which="both", alpha=0.3)
+            if col == 0:
+                ax.set_ylabel(ylabel)
+        axes[0][col].set_ylim(bottom=0)
+        axes[2][col].set_ylim(bottom=0)
+        axes[1][col].legend(fontsize=7)
+    fig.suptitle(
+        f"fusec scaling ({results['machine']}); k: growth exponent fitted to the time above start-up", fontsize=10
+    )
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def save(results: dict[str, Any], name: str = "scaling-latest.json") -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / name
+    path.write_text(json.dumps(results, indent=1))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
+    parser.add_argument("--families", default=",".join(FAMILIES))
+    parser.add_argument("--commands", default=",".join(COMMANDS))
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--compile-max", type=int, default=500, help="largest size compiled")
+    parser.add_argument("--compile-repeats", type=int, default=1)
+    parser.add_argument("--render-repeats", type=int, default=3)
+    parser.add_argument("--render-timeout", type=float, default=120.0, help="seconds Graphviz may take")
+    parser.add_argument("--plot", type=Path, default=PLOT, help="PNG to write ('' for none)")
+    parser.add_argument("--quiet", action="store_true", help="no line per run")
+    parser.add_argument("--results", default="scaling-latest.json", help="file name under bench/results/")
+    parser.add_argument("--json", help="also write the summary rows to this JSON file (for run_all.py)")
+    parser.add_argument("--replot", type=Path, help="only redraw the plot and tables from a saved results file")
+    args = parser.parse_args(argv)
+    if args.replot:
+        results = json.loads(args.replot.read_text())
+        print(f"plot  {plot(results, args.plot)}")
+        print_tables(results)
+        return 0
+    results = measure(
+        [int(s) for s in args.sizes.split(",")],
+        args.families.split(","),
+        args.commands.split(","),
+        args.repeats,
+        args.compile_max,
+        args.compile_repeats,
+        args.render_timeout,
+        log=None if args.quiet else lambda msg: print(msg, flush=True),
+        render_repeats=args.render_repeats,
+    )
+    print(f"saved {save(results, args.results)}")
+    write_rows(rows(results), args.json)
+    if str(args.plot):
+        print(f"plot  {plot(results, args.plot)}")
+    print_tables(results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
