@@ -171,7 +171,6 @@ def check(specs: tuple[Path, ...], as_json: bool, max_params: int, allow_dirs: t
         _fail(failures, False)
 
 
-
 @cli.command()
 @spec_arg
 @json_option
