@@ -17,9 +17,9 @@ from pathlib import Path
 from common import FUSEC, PY, ROOT, interleave, machine, ratio, spread, timed_cmd
 
 SCENARIOS = [
-    ("seed 000 image+tag", "specs/image_tag.json", "bench/handwritten/seed000.py"),
-    ("seed 002 multi-task", "specs/multitask_shared.json", "bench/handwritten/seed002.py"),
-    ("seed 003 gated experts", "specs/gated_experts.json", "bench/handwritten/seed003.py"),
+    ("image+tag classifier", "specs/image_tag.json", "bench/handwritten/seed000.py"),
+    ("multi-task shared head", "specs/multitask_shared.json", "bench/handwritten/seed002.py"),
+    ("gated experts", "specs/gated_experts.json", "bench/handwritten/seed003.py"),
 ]
 
 

@@ -11,13 +11,16 @@ Importing ``fusec`` does not import TensorFlow.
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 from .check import Checked, check_spec
 from .errors import FusecError
 from .load import Spec, load_spec
 
 __version__ = "0.1.0"
 
-__all__ = ["Checked", "FusecError", "Spec", "__version__", "check_spec", "compile_spec", "load_spec"]
+__all__ = ["Checked", "FusecError", "Spec", "__version__", "check_spec", "compile_spec", "load_model", "load_spec"]
 
 
 def compile_spec(path: str, out: str, fmt: str = "all", max_params: int | None = None) -> object:
@@ -46,3 +49,75 @@ def compile_spec(path: str, out: str, fmt: str = "all", max_params: int | None =
     check_destination(Path(out).absolute())  # fail before paying for TensorFlow
     model = build_model(checked)
     return save_artifacts(model, checked, out, fmt)
+
+
+def load_model(path: str | os.PathLike[str], compile: bool = True) -> Any:
+    """Load a compiled model's ``.keras`` archive, with fusec's layers registered.
+
+    A ``.keras`` archive of a spec with a ``weighted`` or ``gated`` merge names
+    fusec's own layer classes (``fusec>WeightedMerge``, ``fusec>GatedMerge``),
+    which Keras can rebuild only once they are registered; this imports
+    ``fusec.fusion`` (and so TensorFlow) to register them, then loads the
+    archive with Keras's ``safe_mode=True``.
+
+    Args:
+        path: a folder written by ``fusec compile`` (its ``fusec.json`` names
+            the ``<name>.keras`` archive inside) or a ``.keras`` file.
+        compile: restore the loss, metrics and optimizer saved with the model,
+            so ``fit`` continues training (False: inference only).
+
+    Returns:
+        The ``keras.Model``.
+
+    Raises:
+        OutputError: ``path`` does not exist, is a folder that is not a
+            ``fusec compile`` output or holds no ``.keras`` archive, is not a
+            ``.keras`` file, or Keras cannot load it.
+
+    Example:
+        >>> model = fusec.load_model("out/gated_experts")  # doctest: +SKIP
+        >>> model.fit(x, y, epochs=5)  # doctest: +SKIP
+    """
+    import json
+    import re
+    from pathlib import Path
+
+    from .errors import OutputError
+
+    given = Path(path)
+    usage = "pass a folder written by `fusec compile` or a .keras file"
+
+    def fail(message: str, hint: str = usage) -> OutputError:
+        return OutputError.single((), message, hint, "output")
+
+    if not given.exists():
+        raise fail(f"`{given}` does not exist")
+    archive = given
+    if given.is_dir():
+        try:
+            name = json.loads((given / "fusec.json").read_text(encoding="utf-8")).get("name")
+        except (OSError, ValueError, AttributeError):
+            name = None
+        # The name must be a plain model name, so a manifest cannot point outside the folder.
+        if not (isinstance(name, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", name)):
+            raise fail(f"`{given}` is not a fusec compile output (no readable fusec.json naming the model)")
+        archive = given / f"{name}.keras"
+        if not archive.is_file():
+            raise fail(
+                f"`{given}` holds no `{name}.keras` archive",
+                "compile with `--format all` or `--format keras` to write one",
+            )
+    elif given.suffix != ".keras" or not given.is_file():
+        raise fail(f"`{given}` is not a .keras archive")
+
+    from . import fusion  # noqa: F401  (registers fusec>WeightedMerge and fusec>GatedMerge with Keras)
+    from .tf import import_keras
+
+    keras = import_keras()
+    try:
+        return keras.models.load_model(str(archive), compile=compile, safe_mode=True)
+    except Exception as exc:  # a damaged archive, or one naming classes nobody registered
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise fail(
+            f"`{archive}` cannot be loaded by Keras: {first}", "recompile the spec with `fusec compile`"
+        ) from exc

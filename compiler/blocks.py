@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import GraphError, PathPart, Problem, did_you_mean, quote_names
+from .graph import BROKEN, flat_refs
 
 SEP = "__"
 MAX_DEPTH = 16
@@ -41,12 +42,18 @@ class Expansion:
         shared_origins: JSON path of the definition of each generated shared layer.
         scopes: for each generated node, the chain of (instance id, block name)
             it sits in, outermost first (for clusters in diagrams).
+        problems: unknown blocks, block cycles, wrong instance inputs,
+            dangling references inside blocks, generated ids that clash. An
+            instance that cannot be expanded is left as a ``broken``
+            placeholder node (its id and its output ports), so the rest of
+            the spec is still checked against it.
     """
 
     doc: dict[str, Any]
     origins: dict[str, tuple[PathPart, ...]] = field(default_factory=dict)
     shared_origins: dict[str, tuple[PathPart, ...]] = field(default_factory=dict)
     scopes: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
 
 
 class _Expander:
@@ -140,15 +147,16 @@ class _Expander:
     ) -> dict[str, dict[str, str]]:
         """Emit ``nodes`` (a section) into the flat doc; return each instance's outputs."""
         outputs: dict[str, dict[str, str]] = {}
-        local = {nid: f"{prefix}{nid}" for nid, n in nodes.items() if "block" not in n}
+        # Plain nodes, and instances that cannot expand (they stay one placeholder node).
+        local = {nid: f"{prefix}{nid}" for nid, n in nodes.items() if not self.expandable(n)}
         env = {**env, **local}
         valid = sorted(set(env) | set(nodes))
         # Instances first (in dependency order is not needed: outputs are
         # known from the block definitions alone), then plain nodes.
         for nid, node in nodes.items():
-            if "block" in node and node["block"] in self.blocks:  # an unknown block is reported once, below
+            if self.expandable(node):
                 outputs[nid] = self.instance_ports(node["block"], f"{prefix}{nid}{SEP}")
-        for nid, node in sorted(nodes.items()):
+        for nid, node in nodes.items():
             path = (*base, nid)
             if "block" in node:
                 self.instantiate(nid, node, env, outputs, prefix, path, scope, shared_as, stack, valid)
@@ -177,10 +185,22 @@ class _Expander:
                 self.out.scopes[local[nid]] = scope
         return outputs
 
+    def expandable(self, node: Mapping[str, Any]) -> bool:
+        """Whether ``node`` is an instance of a known block whose definition passed the schema."""
+        block = self.blocks.get(node["block"]) if "block" in node else None
+        return block is not None and BROKEN not in block
+
+    def placeholder(self, flat: str, inputs: Any, path: tuple[PathPart, ...], scope: Any) -> None:
+        """A ``broken`` node standing for an instance (or one of its ports) that was not expanded."""
+        if flat not in self.out.doc["nodes"]:
+            self.out.doc["nodes"][flat] = {BROKEN: True, "inputs": inputs}
+            self.out.origins[flat] = path
+            self.out.scopes[flat] = scope
+
     def instance_ports(self, name: str, prefix: str, depth: int = 0) -> dict[str, str]:
         """Each output port of an instance of block ``name``, as a flat node id."""
         block = self.blocks.get(name)
-        if block is None or depth > MAX_DEPTH:
+        if block is None or BROKEN in block or depth > MAX_DEPTH:
             return {}
         ports = {}
         for port, ref in block["outputs"].items():
@@ -211,20 +231,33 @@ class _Expander:
     ) -> None:
         name = node["block"]
         block = self.blocks.get(name)
+        flat_id = f"{prefix}{nid}"
+
+        def give_up() -> None:
+            # Stand-ins for the instance and its ports, fed by what it was given:
+            # references to them resolve, and the nodes around are still checked.
+            refs = flat_refs(node.get("inputs"))
+            given = self.rewrite_inputs(refs, env, outputs, (*path, "inputs"), valid) if refs else []
+            self.placeholder(flat_id, given, path, scope)
+            for port in outputs.get(nid, {}).values():
+                self.placeholder(port.partition(".")[0], [flat_id], path, scope)
+
         if block is None:
             near = did_you_mean(name, sorted(self.blocks))
             hint = f"did you mean `{near[0]}`?" if near else f"defined blocks: {quote_names(sorted(self.blocks))}"
             self.problems.append(Problem((*path, "block"), f"no block named `{name}`", hint, "reference"))
-            return
+            return give_up()
+        if BROKEN in block:
+            return give_up()  # its definition's schema problems are reported already
         if name in stack:
             chain = " -> ".join((*stack[stack.index(name) :], name))
             self.problems.append(
                 Problem((*path, "block"), f"block cycle: {chain}", "a block cannot contain itself", "cycle")
             )
-            return
+            return give_up()
         if len(stack) >= MAX_DEPTH:
             self.problems.append(Problem(path, f"blocks nest deeper than {MAX_DEPTH} levels", "", "depth"))
-            return
+            return give_up()
         wanted = list(block["inputs"])
         given = node["inputs"]
         if isinstance(given, str) and len(wanted) == 1:
@@ -238,7 +271,7 @@ class _Expander:
                     "arity",
                 )
             )
-            return
+            return give_up()
         for extra in sorted(set(given) - set(wanted)):
             near = did_you_mean(extra, wanted)
             self.problems.append(
@@ -260,7 +293,7 @@ class _Expander:
                 )
             )
         if missing:
-            return  # expanding it would report every use of the missing input again
+            return give_up()  # expanding it would report every use of the missing input again
         inner_env: dict[str, str] = {}
         for port, ref in given.items():
             if port in wanted and isinstance(ref, str):
@@ -300,17 +333,18 @@ def expand_blocks(doc: Mapping[str, Any], file: str | None = None) -> Expansion:
     """Expand every block instance of a schema-valid spec into plain nodes.
 
     Args:
-        doc: the validated spec.
+        doc: the validated spec (definitions that failed the schema replaced
+            by ``broken`` placeholders).
         file: the spec's file name for messages.
 
     Returns:
-        The flat spec and the origin of every generated name.
+        The flat spec, the origin of every generated name, and every problem
+        found (``Expansion.problems``).
 
     Raises:
-        GraphError: unknown blocks, block cycles, wrong instance inputs,
-            dangling references inside blocks, or a generated id that clashes.
+        GraphError: expansion would pass MAX_NODES (it stops there).
     """
-    if "blocks" not in doc:
+    if "blocks" not in doc and not any("block" in n for n in doc["nodes"].values()):
         return Expansion(dict(doc))
     ex = _Expander(doc)
     env = {i: i for i in doc["inputs"]}
@@ -342,8 +376,7 @@ def expand_blocks(doc: Mapping[str, Any], file: str | None = None) -> Expansion:
         flat = ex.resolve(src, {n: n for n in top}, outputs)
         if flat is not None:
             out["from"] = flat
-    if ex.problems:
-        raise GraphError(_unique_problems(ex.problems), file=file)
+    ex.out.problems = _unique_problems(ex.problems)
     return ex.out
 
 

@@ -115,9 +115,12 @@ def _optimizer(training: Mapping[str, Any]) -> Any:
 def build_model(checked: Checked, compile: bool = True) -> Any:
     """Build the Keras functional model a checked spec describes.
 
-    Inputs and outputs are dicts keyed by the spec's input ids and output
-    names; every layer is named after its node id (a shared layer after its
-    shared id, one layer object for all its calls). The spec's seed makes the
+    The model's interface is the spec's: ``model.inputs`` are the spec's
+    inputs and ``model.outputs`` its outputs, both in the order the spec
+    lists them (so lists fed in that order and dicts keyed by name give the
+    same results), and ``model.output_names`` are the spec's output names.
+    Every layer is named after its node id (a shared layer after its shared
+    id, one layer object for all its calls). The spec's seed makes the
     initial weights reproducible.
 
     Args:
@@ -176,11 +179,43 @@ def build_model(checked: Checked, compile: bool = True) -> Any:
                 "build",
                 checked.spec.file,
             ) from exc
-    outputs = {name: tensors[ref.source] for name, ref in sorted(g.graph["outputs"].items())}
-    model = keras.Model(inputs=dict(sorted(inputs.items())), outputs=outputs, name=checked.name)
+    outputs = _named_outputs(keras, g.graph["outputs"], tensors)
+    model = keras.Model(
+        inputs=[inputs[iid] for iid in doc["inputs"]],
+        # One output as a dict: Keras's ``fit`` then takes its labels as a dict,
+        # a list or an array alike (a one-item list would refuse the dict); a
+        # dict of several would be sorted by name, hence the list.
+        outputs=outputs if len(outputs) > 1 else dict(zip(g.graph["outputs"], outputs, strict=True)),
+        name=checked.name,
+    )
     if compile:
         compile_model(model, checked)
     return model
+
+
+def _named_outputs(keras: Any, outputs: Mapping[str, Ref], tensors: Mapping[str, Any]) -> list[Any]:
+    """The model's outputs, in the spec's order, each made by a layer named after its output.
+
+    Keras names a functional model's outputs (``model.output_names``, the
+    ``<name>_loss`` metrics, the keys ``fit`` matches labels by) after the
+    layers that produce them, and orders dict outputs by sorted key. So the
+    outputs are passed as a list in the spec's order, and an output whose
+    tensor comes from a layer of another name (a shared layer's call, a port,
+    a merge or sub-model named differently, a tensor that feeds two outputs)
+    goes through an ``Identity`` layer named after the output: no weights,
+    no computation in the served graph.
+    """
+    out: list[Any] = []
+    taken: set[int] = set()
+    for name, ref in outputs.items():
+        tensor = tensors[ref.source]
+        history = getattr(tensor, "_keras_history", None)
+        producer = getattr(history, "operation", None)
+        if ref.source != name or getattr(producer, "name", None) != name or id(tensor) in taken:
+            tensor = keras.layers.Identity(name=name)(tensor)
+        taken.add(id(tensor))
+        out.append(tensor)
+    return out
 
 
 def _store(tensors: dict[str, Any], nid: str, out: Any) -> None:
@@ -228,11 +263,21 @@ def _call_submodel(nid: str, spec: Mapping[str, Any], checked: Checked, tensors:
 
 
 def compile_model(model: Any, checked: Checked) -> None:
-    """``model.compile`` from the spec's outputs and training section."""
-    outs = checked.flat["outputs"]
-    losses = {name: o["loss"] for name, o in outs.items() if o.get("loss")}
-    weights = {name: float(o.get("loss_weight", 1.0)) for name, o in outs.items() if o.get("loss")}
-    metrics = {name: list(o["metrics"]) for name, o in outs.items() if o.get("metrics")}
+    """``model.compile`` from the spec's outputs and training section.
+
+    Losses, loss weights and metrics are dicts keyed by output name, in the
+    spec's order; each loss or metric is a name (Keras resolves it) or, when
+    the spec gives arguments, an instance of its Keras class (``losses.py``).
+    """
+    from .losses import keras_objective
+
+    outs = checked.doc["outputs"]
+    trained = {name: o for name, o in outs.items() if o.get("loss")}
+    losses = {name: keras_objective("loss", o["loss"]) for name, o in trained.items()}
+    weights = {name: float(o.get("loss_weight", 1.0)) for name, o in trained.items()}
+    metrics = {
+        name: [keras_objective("metric", m) for m in o["metrics"]] for name, o in outs.items() if o.get("metrics")
+    }
     model.compile(
         optimizer=_optimizer(checked.doc.get("training", {})),
         loss=losses or None,

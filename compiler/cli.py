@@ -48,8 +48,8 @@ def _emit_errors(errors: list[FusecError], as_json: bool) -> None:
         click.echo(json.dumps({"ok": False, "files": report}, indent=2))
         return
     for err in errors:
-        for line in err.lines():
-            click.echo(f"error: {line}", err=True)
+        for problem in err.problems:
+            click.echo(f"{problem.severity}: {problem.format(err.file)}", err=True)
 
 
 def _internal(exc: BaseException, as_json: bool) -> NoReturn:
@@ -110,6 +110,15 @@ allow_option = click.option(
     help="A folder outside the spec's own that sub-model paths may point into (repeatable).",
 )
 spec_arg = click.argument("spec", type=click.Path(path_type=Path, dir_okay=True, exists=False))
+strict_option = click.option("--strict", is_flag=True, help="Refuse specs with warnings too (exit 1), as CI gates do.")
+
+
+def warn(checked: Any, as_json: bool) -> None:
+    """Print a checked spec's warnings as ``warning:`` lines on stderr (in --json they go in the report)."""
+    if as_json:
+        return
+    for problem in checked.warnings:
+        click.echo(f"warning: {problem.format(checked.spec.file)}", err=True)
 
 
 class _Commands(click.Group):
@@ -142,10 +151,13 @@ def cli() -> None:
 @json_option
 @budget_option
 @allow_option
-def check(specs: tuple[Path, ...], as_json: bool, max_params: int, allow_dirs: tuple[Path, ...]) -> None:
-    """Validate specs: schema, references, cycles, shapes, parameter counts.
+@strict_option
+def check(specs: tuple[Path, ...], as_json: bool, max_params: int, allow_dirs: tuple[Path, ...], strict: bool) -> None:
+    """Validate specs: schema, references, cycles, shapes, parameters, losses.
 
-    Never imports TensorFlow. Reports every problem with its JSON path.
+    Never imports TensorFlow. Reports every problem with its JSON path, in
+    one run; warnings (what compiles but would not train or serve as meant)
+    are shown and counted, and refused with --strict.
     """
     from .check import check_spec
 
@@ -153,15 +165,23 @@ def check(specs: tuple[Path, ...], as_json: bool, max_params: int, allow_dirs: t
     results = []
     for spec in specs:
         try:
-            checked = _guard_static(functools.partial(check_spec, spec, max_params, allow_dirs), as_json)
+            checked = _guard_static(functools.partial(check_spec, spec, max_params, allow_dirs, strict=strict), as_json)
         except FusecError as err:
             failures.append(err)
             results.append({"file": str(spec), "ok": False, "errors": err.to_json()})
             continue
         t = checked.totals
-        results.append({"file": str(spec), "ok": True, "nodes": len(checked.order), "params": t.params})
+        result: dict[str, Any] = {"file": str(spec), "ok": True, "nodes": len(checked.order), "params": t.params}
+        if checked.warnings:
+            result["warnings"] = [p.to_json(checked.spec.file) for p in checked.warnings]
+        results.append(result)
         if not as_json:
-            click.echo(f"ok: {spec} ({len(checked.order)} nodes, {t.params:,} params, {t.trainable:,} trainable)")
+            warn(checked, as_json)
+            n = len(checked.warnings)
+            counted = f", {n} warning{'s' if n != 1 else ''}" if n else ""
+            click.echo(
+                f"ok: {spec} ({len(checked.order)} nodes, {t.params:,} params, {t.trainable:,} trainable{counted})"
+            )
     if as_json:
         click.echo(json.dumps({"ok": not failures, "files": results}, indent=2))
         if failures:
@@ -176,12 +196,14 @@ def check(specs: tuple[Path, ...], as_json: bool, max_params: int, allow_dirs: t
 @json_option
 @budget_option
 @allow_option
-def summary(spec: Path, as_json: bool, max_params: int, allow_dirs: tuple[Path, ...]) -> None:
+@strict_option
+def summary(spec: Path, as_json: bool, max_params: int, allow_dirs: tuple[Path, ...], strict: bool) -> None:
     """Print each node's kind, output shape and parameters (no TensorFlow)."""
     from .check import check_spec
     from .summary import format_summary, summary_rows
 
-    checked = _guard(lambda: check_spec(spec, max_params, allow_dirs), as_json)
+    checked = _guard(lambda: check_spec(spec, max_params, allow_dirs, strict=strict), as_json)
+    warn(checked, as_json)
     if as_json:
         t = checked.totals
         payload = {
@@ -214,8 +236,15 @@ def summary(spec: Path, as_json: bool, max_params: int, allow_dirs: tuple[Path, 
 @json_option
 @budget_option
 @allow_option
+@strict_option
 def compile_cmd(
-    spec: Path, output: Path | None, fmt: str, as_json: bool, max_params: int, allow_dirs: tuple[Path, ...]
+    spec: Path,
+    output: Path | None,
+    fmt: str,
+    as_json: bool,
+    max_params: int,
+    allow_dirs: tuple[Path, ...],
+    strict: bool,
 ) -> None:
     """Compile a spec into a SavedModel and a trainable .keras archive."""
     from .check import check_spec
@@ -223,7 +252,8 @@ def compile_cmd(
     from .tf import quiet_environment
 
     quiet_environment()
-    checked = _guard(lambda: check_spec(spec, max_params, allow_dirs), as_json)
+    checked = _guard(lambda: check_spec(spec, max_params, allow_dirs, strict=strict), as_json)
+    warn(checked, as_json)
     out = output or Path("out") / checked.name
     _guard(lambda: check_destination(out.absolute()), as_json)
 
@@ -248,8 +278,8 @@ def compile_cmd(
             )
         )
         return
-    ins = ", ".join(sorted(checked.doc["inputs"]))
-    outs = ", ".join(sorted(checked.doc["outputs"]))
+    ins = ", ".join(checked.doc["inputs"])
+    outs = ", ".join(checked.doc["outputs"])
     click.echo(f"compiled {spec} -> {art.root} ({checked.totals.params:,} params)")
     if art.saved_model:
         click.echo(f"  SavedModel: {art.saved_model}  (serving_default: {ins} -> {outs})")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from .cli import _guard, allow_option, budget_option, json_option, spec_arg
+from .cli import _guard, allow_option, budget_option, json_option, spec_arg, strict_option, warn
 from .errors import OutputError
 
 FORMATS = ("svg", "png", "pdf", "dot")
@@ -120,6 +120,7 @@ def write_atomic(path: Path, data: bytes) -> None:
 @json_option
 @budget_option
 @allow_option
+@strict_option
 def render_command(
     spec: Path,
     output: str | None,
@@ -131,6 +132,7 @@ def render_command(
     as_json: bool,
     max_params: int,
     allow_dirs: tuple[Path, ...],
+    strict: bool,
 ) -> None:
     """Draw a spec: shapes, parameters, merges and shared layers (no TensorFlow).
 
@@ -142,7 +144,8 @@ def render_command(
     fmt = _pick_format(fmt, output)
     if output == "-" and as_json:
         raise click.UsageError("-o - writes the diagram to stdout; it cannot be combined with --json")
-    checked = _guard(lambda: check_spec(spec, max_params, allow_dirs), as_json)
+    checked = _guard(lambda: check_spec(spec, max_params, allow_dirs, strict=strict), as_json)
+    warn(checked, as_json)
     data: bytes = _guard(lambda: render(checked, fmt, rankdir, collapse, depth, timeout), as_json)
     if output == "-":
         sys.stdout.buffer.write(data)

@@ -31,7 +31,7 @@ def _type(p: Param) -> str:
 def _default(p: Param) -> str:
     if p.required:
         return "**required**"
-    return "none" if p.default is None else f"`{json.dumps(p.default)}`"
+    return f"`{json.dumps(p.default)}`"
 
 
 def _table(params: tuple[Param, ...]) -> list[str]:

@@ -57,13 +57,19 @@ def json_path(parts: Iterable[PathPart]) -> str:
 
 
 def did_you_mean(word: str, choices: Iterable[str], n: int = 3) -> list[str]:
-    """Return up to ``n`` names from ``choices`` close to ``word``, best first."""
+    """Return up to ``n`` names from ``choices`` close to ``word``, best first.
+
+    Case is ignored first (``Relu`` is ``relu``, not ``elu``), then names are
+    compared letter by letter, case-insensitively.
+    """
     pool = sorted(set(choices))
-    hits = difflib.get_close_matches(word, pool, n=n, cutoff=0.6)
-    if not hits:
-        lowered = {c.lower(): c for c in pool}
-        hits = [lowered[h] for h in difflib.get_close_matches(word.lower(), list(lowered), n=n, cutoff=0.6)]
-    return hits
+    lowered: dict[str, str] = {}
+    for c in pool:
+        lowered.setdefault(c.lower(), c)
+    exact = lowered.get(word.lower())
+    if exact is not None:
+        return [exact]
+    return [lowered[h] for h in difflib.get_close_matches(word.lower(), list(lowered), n=n, cutoff=0.6)]
 
 
 def quote_names(names: Sequence[str], limit: int = 12) -> str:
@@ -83,12 +89,15 @@ class Problem:
         message: the rule that was broken and what was received.
         hint: how to fix it, or the nearest valid names ("" when none helps).
         code: a stable machine-readable category (``schema``, ``reference``...).
+        severity: ``error`` (the spec is refused) or ``warning`` (it compiles,
+            but will probably not train or serve as meant; ``--strict`` refuses it).
     """
 
     path: tuple[PathPart, ...]
     message: str
     hint: str = ""
     code: str = "spec"
+    severity: str = "error"
 
     @property
     def jsonpath(self) -> str:
@@ -112,6 +121,7 @@ class Problem:
             "code": self.code,
             "message": printable(self.message, MAX_MESSAGE),
             "hint": printable(self.hint, MAX_MESSAGE),
+            "severity": self.severity,
         }
 
 

@@ -35,7 +35,7 @@ def _merged_shape(shapes: Sequence[Sequence[int | None]]) -> tuple[int | None, .
 
 @keras.saving.register_keras_serializable(package="fusec")
 class WeightedMerge(_Layer):
-    """Learned weighted average of N inputs of one shape (seed 001).
+    """Learned weighted average of N inputs of one shape (learned late fusion).
 
     The raw weights ``logits`` have shape (N,), or (N, F) with
     ``per_feature`` (F: the inputs' last axis). They are normalised over the
@@ -129,14 +129,14 @@ class WeightedMerge(_Layer):
 
 @keras.saving.register_keras_serializable(package="fusec")
 class GatedMerge(_Layer):
-    """Mixture of experts (seed 003): out = sum over i of gate[:, i] * expert_i.
+    """Mixture of experts: out = sum over i of gate[:, i] * expert_i.
 
     Called as ``layer(experts, gate)``: a list of L tensors of one shape
     (batch, ...) and a gate of shape (batch, L). No weights.
 
     Args:
         softmax: apply softmax to the gate first. False by default because
-            the seed's gate already ends in a softmax; set it when the gate
+            a gate usually already ends in a softmax; set it when the gate
             ends in a linear layer (its outputs are then logits).
         top_k: keep only the k largest gate values per example and divide
             them by their sum (a sparse mixture). With softmax this equals a

@@ -55,14 +55,34 @@ def iter_refs(inputs: Any, base: tuple[PathPart, ...]) -> Iterator[Ref]:
                     yield Ref((name, i), ref, (*base, name, i))
 
 
+def flat_refs(inputs: Any) -> list[str]:
+    """Every id in an ``inputs`` value of any form, in order; anything else in it is skipped.
+
+    For placeholders of nodes that failed the schema: their edges still count.
+    """
+    if isinstance(inputs, str):
+        return [inputs]
+    if isinstance(inputs, list):
+        return [r for r in inputs if isinstance(r, str)]
+    if isinstance(inputs, dict):
+        return [r for v in inputs.values() for r in flat_refs(v)]
+    return []
+
+
 def ref_node(source: str) -> str:
     """The node a reference points at: ``enc`` for ``enc.1`` (output 1 of ``enc``)."""
     return source.partition(".")[0]
 
 
+#: The kind of a placeholder for a node (or input, or block instance) whose own
+#: definition failed the schema: kept so references to it resolve and other
+#: nodes are still checked, skipped by the shapes stage (see check.py).
+BROKEN = "broken"
+
+
 def node_kind(node: Mapping[str, Any]) -> str:
-    """``layer``, ``merge``, ``shared``, ``model`` (or ``block``, before expansion) for a spec node."""
-    for kind in ("layer", "merge", "shared", "model", "block"):
+    """``layer``, ``merge``, ``shared``, ``model``, ``broken`` (or ``block``, before expansion) for a spec node."""
+    for kind in (BROKEN, "layer", "merge", "shared", "model", "block"):
         if kind in node:
             return kind
     raise ValueError("schema-valid nodes have a kind")
@@ -107,7 +127,7 @@ def _arity_problems(
     kind = node_kind(node)
     path: tuple[PathPart, ...] = (*base, "inputs")
     inputs = node["inputs"]
-    if kind == "model":
+    if kind in ("model", BROKEN):
         return []  # named inputs are matched against the sub-model's own in the shapes stage
     layer_name = node.get("layer") or (shared or {}).get(node.get("shared", ""), {}).get("layer")
     if layer_name in LAYERS and LAYERS[layer_name].slots:
@@ -199,22 +219,43 @@ def build_graph(
 ) -> nx.DiGraph:
     """Turn a schema-valid spec document into a checked dependency graph.
 
+    ``graph_problems`` without the raising: see there.
+
+    Raises:
+        GraphError: with every problem ``graph_problems`` found.
+    """
+    g, problems = graph_problems(doc, origins, shared_origins)
+    if problems:
+        raise GraphError(problems, file=file)
+    return g
+
+
+def graph_problems(
+    doc: Mapping[str, Any],
+    origins: Mapping[str, tuple[PathPart, ...]] | None = None,
+    shared_origins: Mapping[str, tuple[PathPart, ...]] | None = None,
+    reach: bool = True,
+) -> tuple[nx.DiGraph, list[Problem]]:
+    """Build the dependency graph of a spec document and every problem in it.
+
     Args:
-        doc: the spec, already validated against the schema.
-        file: the spec's file name for messages.
+        doc: the spec, already validated against the schema (nodes that
+            failed it replaced by ``broken`` placeholders).
         origins: for nodes generated from blocks, the JSON path of their
             definition (errors point there); others are at ``$.nodes.ID``.
         shared_origins: the same for generated shared layers.
+        reach: also report unused inputs, dead nodes and uncalled shared
+            layers (only when nothing else is wrong: a broken node would make
+            its producers look dead).
 
     Returns:
         A DiGraph whose nodes are input and node ids, with attributes
-        ``kind`` (input/layer/merge/shared), ``spec`` (the JSON object),
-        ``refs`` (list of Ref, in order) and ``path``; graph attributes
-        ``outputs`` ({name: Ref}) and ``shared`` ({id: spec}).
-
-    Raises:
-        GraphError: with every duplicate id, dangling reference, wrong
-            input count, cycle, unused input or dead node.
+        ``kind`` (input/layer/merge/shared/model/broken), ``spec`` (the JSON
+        object), ``refs`` (list of Ref, in order), ``path`` and ``broken``
+        (True when the node must not be given a shape: its definition or its
+        input count is wrong); graph attributes ``outputs`` ({name: Ref}) and
+        ``shared`` ({id: spec}). And every duplicate id, dangling reference,
+        wrong input count, cycle, output name clash, unused input or dead node.
     """
     inputs: Mapping[str, Any] = doc["inputs"]
     nodes: Mapping[str, Any] = doc["nodes"]
@@ -244,14 +285,17 @@ def build_graph(
         name=doc.get("name", "model"),
     )
     for iid, spec in inputs.items():
-        g.add_node(iid, kind="input", spec=spec, refs=[], path=("inputs", iid))
+        kind = BROKEN if BROKEN in spec else "input"
+        g.add_node(iid, kind=kind, spec=spec, refs=[], path=("inputs", iid), broken=kind == BROKEN)
     for nid, spec in nodes.items():
         if owner.get(nid) != "nodes":
             continue
         base = origins.get(nid, ("nodes", nid))
         refs = list(iter_refs(spec["inputs"], (*base, "inputs")))
-        g.add_node(nid, kind=node_kind(spec), spec=spec, refs=refs, path=base)
-        problems.extend(_arity_problems(nid, spec, refs, base, shared))
+        arity = _arity_problems(nid, spec, refs, base, shared)
+        kind = node_kind(spec)
+        g.add_node(nid, kind=kind, spec=spec, refs=refs, path=base, broken=kind == BROKEN or bool(arity))
+        problems.extend(arity)
 
     producers = sorted(n for n in g.nodes)
     used_shared: set[str] = set()
@@ -281,17 +325,52 @@ def build_graph(
                 problems.append(_dangling(ref.path, ref.source, producers, "node or input"))
 
     for name, out in doc["outputs"].items():
+        if not isinstance(out.get("from"), str):
+            continue  # a broken output: the schema stage reported it
         ref = Ref((), out["from"], ("outputs", name, "from"))
         g.graph["outputs"][name] = ref
         if ref_node(ref.source) not in g:
-            problems.append(_dangling(ref.path, ref.source, producers, "node or input"))
+            if ref.source in shared:
+                problems.append(
+                    Problem(
+                        ref.path,
+                        f"output `{name}` comes from `{ref.source}`, a shared layer, not a node",
+                        _callers(nodes, ref.source),
+                        "reference",
+                    )
+                )
+            else:
+                problems.append(_dangling(ref.path, ref.source, producers, "node or input"))
+        problems.extend(_output_name_problems(name, ref, owner))
 
     problems.extend(_cycle_problems(g))
-    if not problems:
+    if reach and not problems:
         problems.extend(_reach_problems(g, shared, used_shared))
-    if problems:
-        raise GraphError(problems, file=file)
-    return g
+    return g, problems
+
+
+def _callers(nodes: Mapping[str, Any], sid: str) -> str:
+    """The fix for an output that names a shared layer: one of the nodes that call it."""
+    calls = [nid for nid, spec in nodes.items() if spec.get("shared") == sid]
+    if calls:
+        return f"a shared layer has one output per call: name one of the nodes calling it, {quote_names(calls, 6)}"
+    return f'call it from a node {{"shared": "{sid}", "inputs": ...}} and name that node'
+
+
+def _output_name_problems(name: str, ref: Ref, owner: Mapping[str, str]) -> list[Problem]:
+    """An output's name becomes the name of the Keras layer that yields it, so it may not be another's id."""
+    if name not in owner or ref.source == name:
+        return []
+    what = {"inputs": "input", "shared": "shared layer", "nodes": "node"}[owner[name]]
+    return [
+        Problem(
+            ("outputs", name),
+            f"output `{name}` has the id of {what} `{name}` but comes from `{ref.source}`: "
+            "the model names each output's layer after the output, so the two would clash",
+            f"rename the output, or the {what}",
+            "duplicate",
+        )
+    ]
 
 
 def _dangling(path: tuple[PathPart, ...], name: str, valid: list[str], what: str) -> Problem:
@@ -366,5 +445,11 @@ def _reach_problems(g: nx.DiGraph, shared: Mapping[str, Any], used_shared: set[s
 
 
 def topo_order(g: nx.DiGraph) -> list[str]:
-    """Deterministic topological order: producers first, ties broken by id."""
-    return list(nx.lexicographical_topological_sort(g))
+    """Deterministic topological order: producers first, ties broken by the spec's order.
+
+    Among nodes that could come next, the one written first wins (inputs
+    before nodes, each section in file order; block-generated nodes where
+    their instance stands), so summaries and diagrams read like the file.
+    """
+    position = {n: i for i, n in enumerate(g.nodes)}
+    return list(nx.lexicographical_topological_sort(g, key=position.__getitem__))

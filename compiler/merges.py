@@ -217,7 +217,7 @@ def _gated(sources: NamedSources, c: Mapping[str, Any]) -> Out:
         raise SlotError(
             f"needs experts of one shape. Received: {_received(experts)}",
             "experts",
-            "give every expert the same output size (the seed's experts all end in Dense(k))",
+            "give every expert the same output size (end each expert in the same Dense(k), say)",
         )
     n = len(experts)
     if len(gshape) != 2:
@@ -326,7 +326,7 @@ MERGES: Mapping[str, MergeRule] = {
         MergeRule(
             "weighted",
             "WeightedMerge",
-            "Learned weighted average of inputs of one shape (late fusion, seed 001): "
+            "Learned weighted average of inputs of one shape (learned late fusion): "
             "one weight per input, or per input and feature.",
             (
                 p_enum(
@@ -356,8 +356,7 @@ MERGES: Mapping[str, MergeRule] = {
         MergeRule(
             "gated",
             "GatedMerge",
-            "Mixture of experts (seed 003): sum over i of gate[:, i] * expert_i, "
-            "the gate of shape (batch, number of experts).",
+            "Mixture of experts: sum over i of gate[:, i] * expert_i, the gate of shape (batch, number of experts).",
             (
                 p_bool(
                     "softmax",

@@ -231,7 +231,7 @@ def _diagram(checked: Checked, rankdir: str, collapse: bool, depth: int | None) 
                 drawing.notes["3"] = "dotted line: calls of one shared layer, in call order (same weights)"
                 drawing.edges.append(f"{rep[a]} -> {rep[b]} [{tie}];")
     outputs = checked.doc.get("outputs", {}) if isinstance(checked.doc, Mapping) else {}
-    for i, (name, ref) in enumerate(sorted(g.graph["outputs"].items())):
+    for i, (name, ref) in enumerate(g.graph["outputs"].items()):
         drawing.add_node((), f"o{i}", OUTPUT, output_label(name, outputs.get(name) or {}))
         drawing.edges.append(f"{rep[ref.source]} -> o{i} [{key}=<{esc(fmt_dims(checked.info[ref.source].shape))}>];")
     return _emit(checked, drawing, rankdir, large), large

@@ -17,6 +17,7 @@ from typing import Any
 
 from .graph import Ref
 from .layers import LAYERS
+from .losses import objective_text
 from .merges import MERGES
 from .rules import Param
 from .shapes import NodeInfo
@@ -268,10 +269,11 @@ def output_label(name: str, out: Mapping[str, Any]) -> str:
     """An output's label: name, loss × loss weight, metrics, doc."""
     rows = [f"<B>{esc(name)}</B>", "output"]
     if out.get("loss"):
-        rows.append(small(f"loss {esc(out['loss'], 40)} × {esc(out.get('loss_weight', 1.0))}", "#000000"))
+        loss = esc(objective_text(out["loss"]), 60)
+        rows.append(small(f"loss {loss} × {esc(out.get('loss_weight', 1.0))}", "#000000"))
     metrics = out.get("metrics")
     if isinstance(metrics, list) and metrics:
-        rows.append(small("metrics " + esc(", ".join(str(m) for m in metrics), 40)))
+        rows.append(small("metrics " + esc(", ".join(objective_text(m) for m in metrics), 60)))
     return table(rows + doc_rows(out))
 
 

@@ -10,7 +10,9 @@ and Keras can never drift apart.
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -271,14 +273,48 @@ def prod(dims: Sequence[int]) -> int:
     return math.prod(dims)
 
 
+def nullable(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """``schema``, also accepting JSON ``null`` (for a key whose Keras default is None)."""
+    out = dict(schema)
+    if "oneOf" in out:
+        out["oneOf"] = [*out["oneOf"], {"type": "null"}]
+        return out
+    types = out.get("type")
+    if types is not None:
+        types = list(types) if isinstance(types, list) else [types]
+        out["type"] = types if "null" in types else [*types, "null"]
+    if "enum" in out and None not in out["enum"]:
+        out["enum"] = [*out["enum"], None]
+    return out
+
+
+def describe_default(p: Param) -> str:
+    """A parameter's one-line doc with its default, written as JSON (``Default: true.``).
+
+    A doc that already explains its default in words (``Default: key_dim.``)
+    keeps them, with the JSON value to write first (``Default: null (key_dim).``).
+    """
+    if p.required:
+        return p.doc
+    value = json.dumps(p.default)
+    said = re.search(r"Default: (.+?)\.$", p.doc)
+    if said:
+        return p.doc if said.group(1) == value else f"{p.doc[: said.start(1)]}{value} ({said.group(1)})."
+    return f"{p.doc} Default: {value}."
+
+
 def config_schema(rule: LayerRule) -> dict[str, Any]:
-    """JSON Schema of a layer's ``config`` object (closed: unknown keys fail)."""
+    """JSON Schema of a layer's ``config`` object (closed: unknown keys fail).
+
+    Each key's description ends with its default as JSON; a key whose Keras
+    default is None also accepts ``null``, so every documented default is a
+    value the checker takes.
+    """
     props = {}
     for p in rule.params:
-        prop = dict(p.schema)
+        prop = nullable(p.schema) if p.default is None else dict(p.schema)
         prop.setdefault("title", p.name)
-        default = "" if p.required else f" Default: {'none' if p.default is None else p.default!r}."
-        prop.setdefault("description", p.doc + default)
+        prop.setdefault("description", describe_default(p))
         props[p.name] = prop
     schema: dict[str, Any] = {
         "type": "object",

@@ -198,8 +198,35 @@ def signature_of(model: Any) -> dict[str, Any]:
 
     return {
         "inputs": {t.name: spec(t) for t in model.inputs},
-        "outputs": {name: spec(t) for name, t in model.output.items()},
+        "outputs": {name: spec(t) for name, t in zip(model.output_names, model.outputs, strict=True)},
     }
+
+
+def export_saved_model(model: Any, folder: Path) -> None:
+    """Write a SavedModel whose ``serving_default`` is the spec's interface.
+
+    The signature takes one argument per model input, named after it, and
+    returns a dict keyed by the output names. Keras's own ``model.export``
+    would name a list model's results ``output_0``, ``output_1``..., so the
+    endpoint is declared here, with Keras's ``ExportArchive``.
+    """
+    import tensorflow as tf
+    from keras.export import ExportArchive
+
+    names = list(model.output_names)
+    specs = [tf.TensorSpec(t.shape, t.dtype, name=t.name) for t in model.inputs]
+
+    @tf.function(input_signature=specs)
+    def serve(*args: Any) -> dict[str, Any]:
+        result = model(list(args), training=False)
+        if isinstance(result, dict):
+            return {name: result[name] for name in names}
+        return dict(zip(names, result, strict=True))
+
+    archive = ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serving_default", serve)
+    archive.write_out(str(folder), verbose=False)
 
 
 def save_artifacts(model: Any, checked: Checked, out: str | Path, fmt: str = "all") -> Artifacts:
@@ -239,7 +266,7 @@ def save_artifacts(model: Any, checked: Checked, out: str | Path, fmt: str = "al
         if fmt in ("all", "savedmodel"):
             saved = stage / "saved_model"
             with contextlib.redirect_stdout(None):
-                model.export(str(saved), format="tf_saved_model", verbose=False)
+                export_saved_model(model, saved)
         if fmt in ("all", "keras"):
             if getattr(model, "optimizer", None) is not None and not model.optimizer.built:
                 # Save the optimizer's slots too, so reloading for more training

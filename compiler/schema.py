@@ -17,8 +17,11 @@ from typing import Any
 
 from .errors import Problem, SchemaError, did_you_mean, quote_names
 from .layers import LAYERS, REFUSED
+from .losses import LOSSES as LOSSES  # re-exported: the names a spec may use
+from .losses import METRICS as METRICS
+from .losses import objective_schema
 from .merges import MERGES
-from .rules import config_schema
+from .rules import config_schema, describe_default, nullable
 
 SCHEMA_ID = "https://fusec.dev/schemas/fusec-1.schema.json"
 ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
@@ -39,21 +42,6 @@ _WHY_NOT = {
 }
 
 DTYPES = ("float32", "float16", "bfloat16", "float64", "int32", "int64", "uint8", "bool")
-
-LOSSES = (
-    "mean_squared_error", "mse", "mean_absolute_error", "mae", "mean_absolute_percentage_error",
-    "mean_squared_logarithmic_error", "huber", "log_cosh", "binary_crossentropy",
-    "binary_focal_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy",
-    "kl_divergence", "poisson", "cosine_similarity", "hinge", "squared_hinge", "categorical_hinge",
-)  # fmt: skip
-
-METRICS = (
-    "accuracy", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
-    "top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy", "binary_crossentropy",
-    "categorical_crossentropy", "sparse_categorical_crossentropy", "mean_squared_error", "mse",
-    "mean_absolute_error", "mae", "root_mean_squared_error", "mean_absolute_percentage_error",
-    "cosine_similarity", "auc", "precision", "recall",
-)  # fmt: skip
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad", "adadelta", "adamax", "nadam", "lion", "ftrl")
 
@@ -126,7 +114,10 @@ def _layer_configs() -> list[dict[str, Any]]:
 def _merge_configs() -> list[dict[str, Any]]:
     out = []
     for name, rule in MERGES.items():
-        props = {p.name: _doc(dict(p.schema), p.name, p.doc) for p in rule.params}
+        props = {
+            p.name: _doc(nullable(p.schema) if p.default is None else dict(p.schema), p.name, describe_default(p))
+            for p in rule.params
+        }
         cfg: dict[str, Any] = {
             "type": "object",
             "title": f"{name} config",
@@ -277,6 +268,8 @@ def _input_schema() -> dict[str, Any]:
 
 
 def _output_schema() -> dict[str, Any]:
+    # The output's own title and description stand for the loss union's.
+    loss = {k: v for k, v in objective_schema("loss").items() if k not in ("title", "description")}
     return {
         "type": "object",
         "title": "output",
@@ -284,9 +277,10 @@ def _output_schema() -> dict[str, Any]:
         "properties": {
             "from": _ref("the node whose output this is"),
             "loss": _doc(
-                {"type": ["string", "null"], "enum": [*LOSSES, None]},
+                {**loss, "type": [*loss["type"], "null"]},
                 "loss",
-                "Training loss for this output (null: not trained directly).",
+                'Training loss for this output: a name, {"name": NAME, ...its arguments} '
+                "(from_logits, label_smoothing...), or null (not trained directly).",
             ),
             "loss_weight": _doc(
                 {"type": "number", "minimum": 0, "maximum": 1e6},
@@ -294,9 +288,9 @@ def _output_schema() -> dict[str, Any]:
                 "Weight of this loss. Default: 1.",
             ),
             "metrics": _doc(
-                {"type": "array", "items": {"type": "string", "enum": list(METRICS)}, "uniqueItems": True},
+                {"type": "array", "items": objective_schema("metric"), "uniqueItems": True, "maxItems": 64},
                 "metrics",
-                "Metrics reported for this output.",
+                'Metrics reported for this output: names, or {"name": NAME, ...its arguments}.',
             ),
             "doc": _doc({"type": "string", "maxLength": 2000}, "doc", "Free text."),
         },
@@ -485,6 +479,22 @@ def _all_of(validator: Any, all_of: Any, instance: Any, schema: Any) -> Any:
         yield from validator.descend(instance, subschema, schema_path=index)
 
 
+def _one_of(validator: Any, one_of: Any, instance: Any, schema: Any) -> Any:
+    # A node's ``oneOf`` is one ``{"required": [kind]}`` per kind: an object
+    # with exactly one kind key passes, decided here without a sub-validator
+    # per branch; anything else gets jsonschema's own ``oneOf`` and error.
+    from jsonschema import Draft202012Validator
+
+    if (
+        isinstance(instance, dict)
+        and isinstance(one_of, list)
+        and all(isinstance(b, dict) and b.keys() == {"required"} and len(b["required"]) == 1 for b in one_of)
+        and sum(b["required"][0] in instance for b in one_of) == 1
+    ):
+        return
+    yield from Draft202012Validator.VALIDATORS["oneOf"](validator, one_of, instance, schema)
+
+
 @lru_cache(maxsize=1)
 def _validator() -> Any:
     from jsonschema import Draft202012Validator, validators
@@ -493,9 +503,11 @@ def _validator() -> Any:
     checker = Draft202012Validator.TYPE_CHECKER.redefine(
         "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
     )
-    # ``if`` and ``allOf`` are jsonschema's with a fast path for the generated
-    # discriminators: validating a 4,000-node spec got 4-7x faster (docs/benchmarks.md).
-    strict = validators.extend(Draft202012Validator, validators={"if": _if, "allOf": _all_of}, type_checker=checker)
+    # ``if``, ``allOf`` and ``oneOf`` are jsonschema's with a fast path for the
+    # generated discriminators: validating a 4,000-node spec got 7-10x faster (docs/benchmarks.md).
+    strict = validators.extend(
+        Draft202012Validator, validators={"if": _if, "allOf": _all_of, "oneOf": _one_of}, type_checker=checker
+    )
     return strict(generate_schema())
 
 
@@ -542,6 +554,11 @@ def _owner(doc: Any, path: tuple[Any, ...]) -> str:
                 return f"{parent['layer']} config"
             if "merge" in parent:
                 return f"merge ({parent['merge']}) config"
+    if len(path) >= 3 and path[0] == "outputs" and path[2] in ("loss", "metrics"):
+        what = "loss" if path[2] == "loss" else "metric"
+        value = _get(doc, path)
+        name = value.get("name") if isinstance(value, dict) else None
+        return f"{what} `{name}`" if isinstance(name, str) else what
     if len(path) == 2 and path[0] in ("nodes", "shared", "inputs", "outputs"):
         return {"nodes": "node", "shared": "shared layer", "inputs": "input", "outputs": "output"}[path[0]]
     if not path:
@@ -559,6 +576,59 @@ def _get(doc: Any, path: Iterable[Any]) -> Any:
 
 
 _ID_HINT = "use letters, digits and _, starting with a letter or _, at most 64 characters"
+
+#: Keras's merge layer classes (lower case) -> the fusec merge mode that replaces them.
+KERAS_MERGES = {
+    "concatenate": "concat",
+    "concat": "concat",
+    "add": "add",
+    "subtract": "subtract",
+    "multiply": "multiply",
+    "average": "average",
+    "maximum": "maximum",
+    "minimum": "minimum",
+    "dot": "dot",
+}
+
+
+def _show_json(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _snake(name: str) -> str:
+    """``HeNormal`` -> ``he_normal``, ``GlorotUniform`` -> ``glorot_uniform``."""
+    out = "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+    return out.replace("__", "_")
+
+
+def _type_problem(path: tuple[Any, ...], inst: Any, want: Any, schema: Mapping[str, Any], doc: Any) -> Problem:
+    """One message for a value of the wrong JSON type: what was expected, what came, and the fix."""
+    wanted = want if isinstance(want, list) else [want]
+    field = next((p for p in reversed(path) if isinstance(p, str)), "")
+    received = "null" if inst is None else f"{_json_type(inst)} {_show(inst)}"
+    names = [c for c in schema.get("enum", []) if isinstance(c, str)]
+    hint = ""
+    if inst is None:
+        hint = f"remove `{field}` to use its default" if field else ""
+    elif names and isinstance(inst, dict):
+        # A Keras object written out ({"class_name": "HeNormal", "config": {...}}): fusec takes the name.
+        cls = inst.get("class_name")
+        near = did_you_mean(_snake(cls), names) if isinstance(cls, str) else []
+        example = near[0] if near else names[0]
+        hint = f'write the name as a string, e.g. "{field}": "{example}"'
+    elif field == "inputs":
+        node = _get(doc, path[:-1])
+        rule = MERGES.get(node.get("merge", "")) if isinstance(node, dict) else None
+        if rule is not None and rule.slots:
+            parts = ", ".join(
+                f'"{k}": ' + ('["a", "b", ...]' if kind == "list" else "ID") for k, kind in rule.slots.items()
+            )
+            hint = f"a {rule.name} merge takes named inputs: write {{{parts}}}"
+    message = f"expected {' or '.join(wanted)}. Received: {received}"
+    if names and len(names) <= 40 and not hint:
+        hint = f"valid: {quote_names(names)}"
+    return Problem(path, message, hint, "schema")
 
 
 def _translate(err: Any, doc: Any) -> list[Problem]:
@@ -616,22 +686,27 @@ def _translate(err: Any, doc: Any) -> list[Problem]:
         why = _WHY_NOT.get((kind, key), f"valid keys: {quote_names(list(KIND_KEYS.get(kind, ())))}")
         return [Problem(path, f"a `{kind}` node cannot set `{key}`: {why}", "", "schema")]
     if v == "type":
-        want = sv if isinstance(sv, list) else [sv]
-        return [
-            Problem(
-                path,
-                f"expected {' or '.join(want)}. Received: {_json_type(inst)} {_show(inst)}",
-                "",
-                "schema",
-            )
-        ]
+        return [_type_problem(path, inst, sv, schema, doc)]
     if v == "enum":
         field = next((p for p in reversed(path) if isinstance(p, str)), "")  # `metrics`, not `0`
         if field == "layer" and isinstance(inst, str) and inst in REFUSED:
             return [Problem(path, f"layer `{inst}` is refused: it {REFUSED[inst]}", "", "refused")]
-        choices = [c for c in sv if c is not None]
         tail = str(inst).split(".")[-1]  # `keras.layers.Dense` -> `Dense`
-        near = did_you_mean(str(inst), [str(c) for c in choices]) or [c for c in choices if c == tail]
+        if field == "layer" and tail.lower() in KERAS_MERGES:
+            mode = KERAS_MERGES[tail.lower()]
+            form = '{"experts": [...], "gate": ID}' if MERGES[mode].slots else "a list of ids"
+            return [
+                Problem(
+                    path,
+                    f"{_show(inst)} is a merge: fusec writes Keras's merge layers as merge nodes",
+                    f'write "merge": "{mode}" instead of "{field}": {_show_json(inst)}, with "inputs" {form}',
+                    "schema",
+                )
+            ]
+        choices = [c for c in sv if c is not None]
+        near = did_you_mean(str(inst), [str(c) for c in choices]) or did_you_mean(tail, [str(c) for c in choices])
+        if field == "merge" and tail.lower() in KERAS_MERGES:
+            near = [KERAS_MERGES[tail.lower()]]
         what = "layer type" if field == "layer" else "merge mode" if field == "merge" else f"value for `{field}`"
         hint = f"did you mean `{near[0]}`?" if near else f"valid: {quote_names([str(c) for c in choices])}"
         return [Problem(path, f"unknown {what} {_show(inst)}", hint, "schema")]
@@ -664,29 +739,71 @@ def validate_schema(doc: Any, file: str | None = None) -> None:
     Raises:
         SchemaError: with every violation, the best match first.
     """
+    problems = schema_problems(doc)
+    if problems:
+        raise SchemaError(problems, file=file)
+
+
+#: Keywords that judge one value; when several fail on one value, one message says it (in this order).
+_VALUE_KEYWORDS = (
+    "type", "const", "enum", "pattern", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+    "minLength", "maxLength", "minItems", "maxItems", "uniqueItems", "multipleOf",
+)  # fmt: skip
+
+
+def _is_kind_error(err: Any) -> bool:
+    return bool(err.validator == "oneOf" and err.path and all(set(b) == {"required"} for b in err.validator_value))
+
+
+def _two_kinds(err: Any) -> bool:
+    """A kind error for a node that has several kind keys (``layer`` and ``merge``, say)."""
+    return (
+        _is_kind_error(err)
+        and isinstance(err.instance, dict)
+        and sum(b["required"][0] in err.instance for b in err.validator_value) > 1
+    )
+
+
+def schema_problems(doc: Any) -> list[Problem]:
+    """Every violation of the spec schema in a loaded document, translated.
+
+    One problem per bad value (a value that is both of the wrong type and not
+    in the list gets the clearer of the two messages), the best match first.
+
+    Args:
+        doc: the parsed spec.
+
+    Returns:
+        The problems; empty when the document is valid.
+    """
     from jsonschema.exceptions import best_match
 
     errors = list(_validator().iter_errors(doc))
     if not errors:
-        return
+        return []
+    # One error per value: of the value keywords failing at one path, keep the first in _VALUE_KEYWORDS.
+    rank = {k: i for i, k in enumerate(_VALUE_KEYWORDS)}
+    judged: dict[tuple[Any, ...], Any] = {}
+    for e in errors:
+        if e.validator in rank:
+            where = tuple(e.absolute_path)
+            if where not in judged or rank[e.validator] < rank[judged[where].validator]:
+                judged[where] = e
+    errors = [e for e in errors if e.validator not in rank or judged[tuple(e.absolute_path)] is e]
     best = best_match(errors)
     ordered = [best] + sorted((e for e in errors if e is not best), key=lambda e: [str(p) for p in e.absolute_path])
-    # A node that is two kinds at once also breaks each kind's config rules;
-    # only the kind error is worth reading.
-    confused = {
-        tuple(e.absolute_path)
-        for e in errors
-        if e.validator == "oneOf" and e.path and all(set(b) == {"required"} for b in e.validator_value)
-    }
+    # A node that is two kinds at once also breaks each kind's rules (a merge's
+    # keys are wrong for a layer...); only the kind error is worth reading.
+    confused = {tuple(e.absolute_path) for e in errors if _two_kinds(e)}
     problems: list[Problem] = []
     seen: set[tuple[str, str]] = set()
     for err in ordered:
         where = tuple(err.absolute_path)
-        if any(len(where) > len(c) and where[: len(c)] == c for c in confused):
+        if not _is_kind_error(err) and any(where[: len(c)] == c for c in confused):
             continue
         for p in _translate(err, doc):
             key = (p.jsonpath, p.message)
             if key not in seen:
                 seen.add(key)
                 problems.append(p)
-    raise SchemaError(problems, file=file)
+    return problems

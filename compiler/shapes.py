@@ -16,7 +16,7 @@ from typing import Any
 import networkx as nx
 
 from .errors import PathPart, Problem, RuleError, ShapeError
-from .graph import Ref, topo_order
+from .graph import BROKEN, Ref, topo_order
 from .layers import LAYERS
 from .merges import MERGES, MergeRule, NamedSources, SlotError, Sources
 from .rules import LayerRule, Out, Shape, fmt_shape
@@ -134,6 +134,7 @@ def infer_shapes(
     file: str | None = None,
     max_params: int = DEFAULT_MAX_PARAMS,
     models: ModelContext | None = None,
+    info: dict[str, NodeInfo] | None = None,
 ) -> dict[str, NodeInfo]:
     """Compute every node's output shape and parameter counts.
 
@@ -143,6 +144,8 @@ def infer_shapes(
         max_params: refuse models with more parameters than this.
         models: how to resolve ``model`` nodes (paths, allowed folders);
             the resolved sub-models are left in ``g.graph["submodels"]``.
+        info: a dict to fill; when a ShapeError is raised it still holds
+            every node that could be given a shape (for later checks).
 
     Returns:
         NodeInfo per node id, in topological order.
@@ -152,7 +155,7 @@ def infer_shapes(
             shared-layer misuse found, or a model over ``max_params``.
     """
     shared: Mapping[str, Any] = g.graph["shared"]
-    info: dict[str, NodeInfo] = {}
+    info = {} if info is None else info
     problems: list[Problem] = []
     shared_weights: dict[str, tuple[int, int, str, Any]] = {}
     shared_calls: dict[str, int] = {}
@@ -165,6 +168,8 @@ def infer_shapes(
     for nid in topo_order(g):
         attrs = g.nodes[nid]
         spec, kind, path = attrs["spec"], attrs["kind"], attrs["path"]
+        if attrs.get("broken") or (kind == "shared" and BROKEN in shared.get(spec["shared"], {BROKEN: True})):
+            continue  # its own definition is wrong and already reported: no shape to give it
         if kind == "input":
             info[nid] = NodeInfo("input", spec.get("dtype", "float32"), (None, *spec["shape"]))
             continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .check import Checked
+from .losses import objective_text
 from .rules import fmt_shape
 from .shapes import output_shape
 
@@ -69,8 +70,9 @@ def format_summary(checked: Checked) -> str:
     outs = checked.flat["outputs"]
     out_lines = [
         f"  {name} <- {o['from']} {fmt_shape(output_shape(checked.info, checked.graph, o['from']))}"
-        + (f"  loss {o['loss']} x {o.get('loss_weight', 1)}" if o.get("loss") else "")
-        for name, o in sorted(outs.items())
+        + (f"  loss {objective_text(o['loss'])} x {o.get('loss_weight', 1)}" if o.get("loss") else "")
+        + (f"  metrics {', '.join(objective_text(m) for m in o['metrics'])}" if o.get("metrics") else "")
+        for name, o in outs.items()
     ]
     return "\n".join(
         [

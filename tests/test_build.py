@@ -80,7 +80,8 @@ def test_seed002_equals_hand_written(keras: Any) -> None:
     assert copy_weights(theirs, ours) == 5
     x = np.random.default_rng(1).normal(size=(5, 20)).astype("float32")
     a, b = ours.predict({"x": x}, verbose=0), theirs.predict({"x": x}, verbose=0)
-    assert sorted(a) == ["task1", "task2", "task3"]
+    assert ours.output_names == ["task1", "task2", "task3"]  # the spec's order
+    a = dict(zip(ours.output_names, a, strict=True))
     for name in a:
         np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6)
 

@@ -271,6 +271,7 @@ def test_json_errors(tmp_path: Path) -> None:
         "code": "reference",
         "message": "no node or input named `xx`",
         "hint": "did you mean `x`?",
+        "severity": "error",
     }
 
 

@@ -51,7 +51,7 @@ def test_block_parameter_counts(tmp_path: Path, shared: bool, params: int) -> No
 def _embedding(model: Any, keras: Any, inp: str, tensor_node: int, shared: bool) -> Any:
     layer = model.get_layer("tower__o" if shared else ("ta__o" if inp == "a" else "tb__o"))
     out = layer._inbound_nodes[tensor_node if shared else 0].output_tensors[0]
-    return keras.Model(model.input[inp], out)
+    return keras.Model(model.get_layer(inp).output, out)
 
 
 @pytest.mark.parametrize("shared", [True, False], ids=["shared", "separate"])
@@ -176,7 +176,9 @@ def test_pretrained_submodels_frozen(keras: Any) -> None:
     assert (trainable, model.count_params()) == (checked.totals.trainable, checked.totals.params)
     image_model = keras.saving.load_model(SPECS / "parts" / "image_classifier.keras")
     x = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype("float32")
-    probe = keras.Model(model.input["image"], model.get_layer("image_model")._inbound_nodes[-1].output_tensors[0])
+    probe = keras.Model(
+        model.get_layer("image").output, model.get_layer("image_model")._inbound_nodes[-1].output_tensors[0]
+    )
     np.testing.assert_allclose(
         probe.predict(x, verbose=0),
         image_model.predict({"image": x}, verbose=0)["probs"],
@@ -291,8 +293,9 @@ def test_ports_and_named_inputs_build(tmp_path: Path, keras: Any) -> None:
     assert checked.info["y"].shape == (None, 24)
     model = build_model(checked)
     assert model.count_params() == checked.totals.params
-    assert sorted(model.output) == ["h", "y"]
+    assert model.output_names == ["y", "h"]  # the spec's order
     out = model.predict({"src": np.ones((2, 3, 6), "float32"), "tgt": np.ones((2, 5, 4), "float32")}, verbose=0)
+    out = dict(zip(model.output_names, out, strict=True))
     assert out["h"].shape == (2, 8) and out["y"].shape == (2, 24)
 
 
