@@ -12,8 +12,6 @@ that loads compiled models) imports it, so ``fusec check`` stays free of them.
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -196,37 +194,13 @@ def _iter_layers(model: Any) -> Any:
 
 
 def load_keras(path: str | Path) -> Any:
-    """Load the ``.keras`` archive of a compiled output folder (or a ``.keras`` file).
+    """Load the ``.keras`` archive of a compiled output folder (or a ``.keras`` file), for inference.
 
-    Args:
-        path: a folder written by ``fusec compile``, or a ``.keras`` file.
-
-    Returns:
-        The ``keras.Model`` (not compiled for training).
-
-    Raises:
-        FusecError: no ``.keras`` archive is there.
+    ``fusec.load_model`` without the training configuration: see there.
     """
-    path = Path(path)
-    archive = path
-    if path.is_dir():
-        # Only a folder fusec wrote: its manifest names the archive, and the
-        # name must be a plain model name (no path), so `../x` cannot redirect it.
-        archive = path / "missing.keras"
-        try:
-            name = json.loads((path / "fusec.json").read_text(encoding="utf-8")).get("name")
-        except (OSError, ValueError, AttributeError):
-            name = None
-        if isinstance(name, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", name):
-            archive = path / f"{name}.keras"
-    if not archive.is_file():
-        raise FusecError.single(
-            (),
-            f"no .keras archive at `{path}`",
-            "pass a `fusec compile` output folder (compiled with --format all or keras) or a .keras file",
-            "output",
-        )
-    return keras.models.load_model(str(archive), compile=False, safe_mode=True)
+    from . import load_model
+
+    return load_model(path, compile=False)
 
 
 def learned_weights(model: Any, node: str | None = None) -> dict[str, dict[str, float | list[float]]]:
