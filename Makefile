@@ -1,5 +1,5 @@
 # Developer shortcuts; each target sets itself up (see .ci/setup).
-.PHONY: setup example test lint format schema docs gallery bench clean
+.PHONY: setup example test test-deep lint format schema docs gallery bench bench-hostile clean
 
 setup:
 	bash .ci/setup
@@ -9,6 +9,10 @@ example:
 
 test:
 	bash .ci/test
+
+# Deep property run: random accepted specs built, served, saved and reloaded (20x the CI profile).
+test-deep: setup
+	FUSEC_HYPOTHESIS_SCALE=20 .venv/bin/python -m pytest -q tests/test_properties.py
 
 lint: setup
 	bash .ci/lint
@@ -32,6 +36,10 @@ gallery: setup
 # Side-by-side benchmarks (see docs/benchmarks.md).
 bench: setup
 	.venv/bin/python bench/run_all.py
+
+# `fusec check` on the slowest specs buildable under the limits (docs/benchmarks.md).
+bench-hostile: setup
+	.venv/bin/python bench/hostile_check.py
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

@@ -95,9 +95,11 @@ def load_model(path: str | os.PathLike[str], compile: bool = True) -> Any:
     archive = given
     if given.is_dir():
         try:
-            name = json.loads((given / "fusec.json").read_text(encoding="utf-8")).get("name")
-        except (OSError, ValueError, AttributeError):
-            name = None
+            with (given / "fusec.json").open("rb") as fh:
+                text = fh.read((1 << 20) + 1)
+            name = json.loads(text.decode("utf-8")).get("name") if len(text) <= 1 << 20 else None
+        except (OSError, ValueError, AttributeError, RecursionError):
+            name = None  # unreadable, over 1 MiB, not JSON, not an object, or nested past Python's limit
         # The name must be a plain model name, so a manifest cannot point outside the folder.
         if not (isinstance(name, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", name)):
             raise fail(f"`{given}` is not a fusec compile output (no readable fusec.json naming the model)")
@@ -111,11 +113,13 @@ def load_model(path: str | os.PathLike[str], compile: bool = True) -> Any:
         raise fail(f"`{given}` is not a .keras archive")
 
     from . import fusion  # noqa: F401  (registers fusec>WeightedMerge and fusec>GatedMerge with Keras)
+    from .build import deep_recursion
     from .tf import import_keras
 
     keras = import_keras()
     try:
-        return keras.models.load_model(str(archive), compile=compile, safe_mode=True)
+        with deep_recursion(20_000):  # Keras rebuilds a deep functional graph recursively
+            return keras.models.load_model(str(archive), compile=compile, safe_mode=True)
     except Exception as exc:  # a damaged archive, or one naming classes nobody registered
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise fail(

@@ -16,11 +16,11 @@ into the block definition, not at a name the user never wrote.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import GraphError, PathPart, Problem, did_you_mean, quote_names
+from .errors import GraphError, NameIndex, PathPart, Problem, did_you_mean, quote_names
 from .graph import BROKEN, flat_refs
 
 SEP = "__"
@@ -64,8 +64,27 @@ class _Expander:
         self.out.doc.setdefault("shared", {})
         self.problems: list[Problem] = []
         self.user_shared = set(self.out.doc["shared"])
-        # instance id -> {output name: flat node id}
-        self.instance_outputs: dict[str, dict[str, str]] = {}
+        # block name -> {output name: id relative to an instance's prefix}
+        self._ports: dict[str, dict[str, str]] = {}
+        self._port_names: dict[str, NameIndex] = {}
+        self._instance_names: dict[int, tuple[dict[str, str], NameIndex]] = {}
+        self._sizes: dict[str, int] = {}
+        self._outputs_checked: set[str] = set()
+        self._node_names: dict[str, NameIndex] = {}
+        self.block_names = NameIndex(self.blocks)
+
+    def ports_index(self, ports: dict[str, str]) -> NameIndex:
+        """The port names of one instance, indexed once however many references miss them."""
+        cached = self._instance_names.get(id(ports))
+        if cached is None or cached[0] is not ports:
+            cached = self._instance_names[id(ports)] = (ports, NameIndex(ports))
+        return cached[1]
+
+    def node_names(self, block: str) -> NameIndex:
+        """The node ids of block ``block``, indexed once for suggestions."""
+        if block not in self._node_names:
+            self._node_names[block] = NameIndex(self.blocks[block]["nodes"])
+        return self._node_names[block]
 
     # -- references -------------------------------------------------------
 
@@ -90,37 +109,21 @@ class _Expander:
         env: Mapping[str, str],
         outputs: Mapping[str, dict[str, str]],
         base: tuple[PathPart, ...],
-        valid: list[str],
+        valid: _LazyNames,
     ) -> Any:
         def one(ref: str, path: tuple[PathPart, ...]) -> str:
             flat = self.resolve(ref, env, outputs)
             if flat is not None:
                 return flat
             inst, _, port = ref.partition(".")
-            if inst in outputs and not port:
-                names = sorted(outputs[inst])
-                self.problems.append(
-                    Problem(
-                        path,
-                        f"block instance `{inst}` has {len(names)} outputs; name one",
-                        "write " + " or ".join(f"`{inst}.{n}`" for n in names),
-                        "reference",
-                    )
-                )
-            elif inst in outputs:
-                names = sorted(outputs[inst])
-                near = did_you_mean(port, names)
-                self.problems.append(
-                    Problem(
-                        path,
-                        f"block instance `{inst}` has no output `{port}`",
-                        f"did you mean `{inst}.{near[0]}`?" if near else f"its outputs: {quote_names(names)}",
-                        "reference",
-                    )
-                )
-            elif ref not in valid:
-                near = did_you_mean(ref, valid)
-                hint = f"did you mean `{near[0]}`?" if near else (f"valid: {quote_names(valid)}" if valid else "")
+            if outputs.get(inst):
+                self.problems.append(_port_problem(path, inst, port, self.ports_index(outputs[inst])))
+            elif ref not in env:
+                names = valid.index
+                near = names.near(ref)
+                hint = f"did you mean `{near[0]}`?" if near else ""
+                if not near and names.names:
+                    hint = f"valid: {quote_names(names.names)}"
                 self.problems.append(Problem(path, f"no node or input named `{ref}`", hint, "reference"))
             return ref  # keep the name: the graph stage reports what is left
 
@@ -150,7 +153,7 @@ class _Expander:
         # Plain nodes, and instances that cannot expand (they stay one placeholder node).
         local = {nid: f"{prefix}{nid}" for nid, n in nodes.items() if not self.expandable(n)}
         env = {**env, **local}
-        valid = sorted(set(env) | set(nodes))
+        valid = _LazyNames(lambda: (*env, *nodes))
         # Instances first (in dependency order is not needed: outputs are
         # known from the block definitions alone), then plain nodes.
         for nid, node in nodes.items():
@@ -197,23 +200,60 @@ class _Expander:
             self.out.origins[flat] = path
             self.out.scopes[flat] = scope
 
-    def instance_ports(self, name: str, prefix: str, depth: int = 0) -> dict[str, str]:
-        """Each output port of an instance of block ``name``, as a flat node id."""
+    def block_size(self, name: str, stack: tuple[str, ...] = ()) -> int:
+        """How many nodes one instance of block ``name`` expands to (capped just past MAX_NODES).
+
+        Counted once per block before anything is expanded, so a 2 KB file
+        asking for 10**8 nodes is refused in linear time.
+        """
+        cached = self._sizes.get(name)
+        if cached is not None:
+            return cached
         block = self.blocks.get(name)
-        if block is None or BROKEN in block or depth > MAX_DEPTH:
+        if block is None or BROKEN in block or name in stack or len(stack) > MAX_DEPTH:
+            return 1
+        total = 0
+        for node in block["nodes"].values():
+            total += self.block_size(node["block"], (*stack, name)) if self.expandable(node) else 1
+            if total > MAX_NODES:
+                break
+        self._sizes[name] = min(total, MAX_NODES + 1)
+        return self._sizes[name]
+
+    def instance_ports(self, name: str, prefix: str) -> dict[str, str]:
+        """Each output port of an instance of block ``name``, as a flat node id."""
+        return {port: f"{prefix}{rel}" for port, rel in self.block_ports(name, ()).items()}
+
+    def block_ports(self, name: str, stack: tuple[str, ...]) -> dict[str, str]:
+        """Each output port of block ``name`` as an id relative to an instance's prefix.
+
+        Computed once per block: a block's ports name ports of inner
+        instances, and resolving them again for every port of every level
+        made nested re-exports exponential (4 ports, 12 levels: a minute).
+        A port that names an inner node's output ``node.N`` keeps the ``.N``.
+        """
+        cached = self._ports.get(name)
+        if cached is not None:
+            return cached
+        block = self.blocks.get(name)
+        if block is None or BROKEN in block or name in stack or len(stack) > MAX_DEPTH:
             return {}
         ports = {}
         for port, ref in block["outputs"].items():
             inner, _, sub = ref.partition(".")
             node = block["nodes"].get(inner)
             target = None
-            if node is not None and "block" in node:
-                subports = self.instance_ports(node["block"], f"{prefix}{inner}{SEP}", depth + 1)
+            if node is not None and self.expandable(node):
+                subports = self.block_ports(node["block"], (*stack, name))
                 if sub:
                     target = subports.get(sub)
                 elif len(subports) == 1:
                     target = next(iter(subports.values()))
-            ports[port] = target or f"{prefix}{inner}"
+                target = f"{inner}{SEP}{target}" if target is not None else None
+            elif sub and node is not None and "block" not in node:
+                target = f"{inner}.{sub}"
+            ports[port] = target or inner
+        self._ports[name] = ports
         return ports
 
     def instantiate(
@@ -227,7 +267,7 @@ class _Expander:
         scope: tuple[tuple[str, str], ...],
         shared_as: str | None,
         stack: tuple[str, ...],
-        valid: list[str],
+        valid: _LazyNames,
     ) -> None:
         name = node["block"]
         block = self.blocks.get(name)
@@ -243,8 +283,8 @@ class _Expander:
                 self.placeholder(port.partition(".")[0], [flat_id], path, scope)
 
         if block is None:
-            near = did_you_mean(name, sorted(self.blocks))
-            hint = f"did you mean `{near[0]}`?" if near else f"defined blocks: {quote_names(sorted(self.blocks))}"
+            near = self.block_names.near(name)
+            hint = f"did you mean `{near[0]}`?" if near else f"defined blocks: {quote_names(self.block_names.names)}"
             self.problems.append(Problem((*path, "block"), f"no block named `{name}`", hint, "reference"))
             return give_up()
         if BROKEN in block:
@@ -315,10 +355,16 @@ class _Expander:
             inner_shared,
             (*stack, name),
         )
+        if name in self._outputs_checked:
+            return
+        self._outputs_checked.add(name)
         for port, ref in block["outputs"].items():
-            inner = ref.partition(".")[0]
+            inner, _, sub = ref.partition(".")
+            inner_node = block["nodes"].get(inner)
+            if inner_node is not None and self.expandable(inner_node):
+                self.check_port(name, port, inner, sub, inner_node["block"])
             if inner not in block["nodes"]:
-                near = did_you_mean(inner, sorted(block["nodes"]))
+                near = self.node_names(name).near(inner)
                 self.problems.append(
                     Problem(
                         ("blocks", name, "outputs", port),
@@ -327,6 +373,43 @@ class _Expander:
                         "reference",
                     )
                 )
+
+    def check_port(self, name: str, port: str, inner: str, sub: str, inner_block: str) -> None:
+        """A block output ``inner.sub`` naming an inner instance must name one of its ports."""
+        found = self.block_ports(inner_block, ())
+        if not found or (sub in found) or (not sub and len(found) == 1):
+            return
+        if inner_block not in self._port_names:
+            self._port_names[inner_block] = NameIndex(found)
+        ports = self._port_names[inner_block]
+        where = ("blocks", name, "outputs", port)
+        if not sub:
+            hint = "name one: " + quote_names([f"{inner}.{p}" for p in ports.names[:12]], 3)
+            message = (
+                f"block `{name}` output `{port}` names `{inner}`, "
+                f"an instance of `{inner_block}` with {len(ports.names)} outputs"
+            )
+        else:
+            near = ports.near(sub)
+            hint = f"did you mean `{inner}.{near[0]}`?" if near else f"its outputs: {quote_names(ports.names)}"
+            message = (
+                f"block `{name}` output `{port}` names `{inner}.{sub}`, but block `{inner_block}` has no output `{sub}`"
+            )
+        self.problems.append(Problem(where, message, hint, "reference"))
+
+
+class _LazyNames:
+    """The names in scope, indexed for suggestions only when a reference is wrong."""
+
+    def __init__(self, names: Callable[[], Iterable[str]]) -> None:
+        self._names = names
+        self._index: NameIndex | None = None
+
+    @property
+    def index(self) -> NameIndex:
+        if self._index is None:
+            self._index = NameIndex(self._names())
+        return self._index
 
 
 def expand_blocks(doc: Mapping[str, Any], file: str | None = None) -> Expansion:
@@ -349,6 +432,11 @@ def expand_blocks(doc: Mapping[str, Any], file: str | None = None) -> Expansion:
     ex = _Expander(doc)
     env = {i: i for i in doc["inputs"]}
     try:
+        planned = 0
+        for node in doc["nodes"].values():
+            planned += ex.block_size(node["block"]) if ex.expandable(node) else 1
+            if planned > MAX_NODES:
+                raise _TooMany
         ex.emit(doc["nodes"], env, "", ("nodes",), (), None, ())
     except _TooMany:
         raise GraphError.single(
@@ -371,13 +459,39 @@ def expand_blocks(doc: Mapping[str, Any], file: str | None = None) -> Expansion:
             )
     # Outputs may name a block instance (or `instance.port`).
     outputs = {nid: ex.instance_ports(n["block"], f"{nid}{SEP}") for nid, n in doc["nodes"].items() if "block" in n}
-    for out in ex.out.doc["outputs"].values():
-        src = out["from"]
-        flat = ex.resolve(src, {n: n for n in top}, outputs)
+    scope = {n: n for n in top}
+    for name, out in list(ex.out.doc["outputs"].items()):
+        src = out.get("from")
+        if not isinstance(src, str):
+            continue
+        flat = ex.resolve(src, scope, outputs)
         if flat is not None:
             out["from"] = flat
+            continue
+        inst, _, port = src.partition(".")
+        if outputs.get(inst):  # an expanded instance, asked for a port it does not have
+            ex.problems.append(_port_problem(("outputs", name, "from"), inst, port, ex.ports_index(outputs[inst])))
+            del ex.out.doc["outputs"][name]  # reported here; the graph stage would only say "no node"
     ex.out.problems = _unique_problems(ex.problems)
     return ex.out
+
+
+def _port_problem(path: tuple[PathPart, ...], inst: str, port: str, ports: NameIndex) -> Problem:
+    """A reference to block instance ``inst`` that names no port of it (or none, where it has several)."""
+    if not port:
+        return Problem(
+            path,
+            f"block instance `{inst}` has {len(ports.names)} outputs; name one",
+            "write " + quote_names([f"{inst}.{n}" for n in ports.names[:12]], 3),
+            "reference",
+        )
+    near = ports.near(port)
+    return Problem(
+        path,
+        f"block instance `{inst}` has no output `{port}`",
+        f"did you mean `{inst}.{near[0]}`?" if near else f"its outputs: {quote_names(ports.names)}",
+        "reference",
+    )
 
 
 def _clash(path: tuple[PathPart, ...], flat: str) -> Problem:

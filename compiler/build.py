@@ -7,14 +7,78 @@ pay for it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+import contextlib
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 from .check import Checked
 from .errors import BuildError
 from .graph import Ref
 from .layers import LAYERS
 from .merges import MERGES, MergeRule
+from .shapes import port_index
+
+T = TypeVar("T")
+
+#: Python frames Keras may need per layer of the graph, with room to spare. Keras walks a
+#: functional graph recursively when it builds it and when it loads a .keras archive (not when
+#: it saves one), about one frame per layer on the longest path: with Python's default limit
+#: of 1,000, a chain of 800 Activation layers builds and one of 1,000 fails with RecursionError.
+#: Measured on Keras 3.15 / Python 3.11: a chain of 20,000 (the spec limit) goes through
+#: ``fusec compile`` in 71 s and 1.5 GB with this limit (81,000); a .keras archive of a chain of
+#: 3,000 does not load with the default limit.
+FRAMES_PER_NODE = 4
+
+
+@contextlib.contextmanager
+def deep_recursion(nodes: int) -> Iterator[None]:
+    """Room for Keras's recursion over a graph of ``nodes`` layers: the recursion limit raised, then restored.
+
+    Building and loading need it (``build_model`` takes it itself; wrap
+    ``keras.models.load_model`` of a deep archive in it). From Python 3.11
+    on, Python calls do not grow the C stack, so the limit is all that needs
+    raising; on 3.10 a deep graph runs in ``run_deep``'s thread.
+    """
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, 1_000 + FRAMES_PER_NODE * nodes))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)
+
+
+def run_deep(fn: Callable[[], T], nodes: int) -> T:
+    """``fn()`` with room for Keras's recursion over ``nodes`` layers (see ``deep_recursion``).
+
+    It runs in the calling thread (Keras and TensorFlow keep scopes and
+    settings per thread), except on Python 3.10 with a graph of more than
+    1,000 nodes, whose recursion also grows the C stack: there it runs in a
+    thread with a stack sized for it.
+    """
+    if sys.version_info >= (3, 11) or nodes <= 1_000:
+        with deep_recursion(nodes):
+            return fn()
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            with deep_recursion(nodes):
+                box["value"] = fn()
+        except BaseException as exc:  # handed to the caller's thread
+            box["error"] = exc
+
+    old = threading.stack_size(min((64 << 20) + (16 << 10) * nodes, 1 << 30))
+    try:
+        worker = threading.Thread(target=work, name="fusec-deep", daemon=True)
+        worker.start()
+    finally:
+        threading.stack_size(old)
+    worker.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def _regularizer(value: Any) -> Any:
@@ -135,6 +199,12 @@ def build_model(checked: Checked, compile: bool = True) -> Any:
         BuildError: if Keras refuses the model (a gap between fusec's static
             rules and Keras; the message names the node).
     """
+    # Keras recurses over the sub-models' layers too (loading their archives, calling them).
+    nested = checked.models.tally[0] if checked.models is not None else 0
+    return run_deep(lambda: _build(checked, compile), len(checked.order) + nested)
+
+
+def _build(checked: Checked, compile: bool) -> Any:
     from .tf import import_keras
 
     keras = import_keras()
@@ -157,7 +227,7 @@ def build_model(checked: Checked, compile: bool = True) -> Any:
                     shape=tuple(spec["shape"]), dtype=spec.get("dtype", "float32"), name=nid
                 )
                 continue
-            args = [tensors[r.source] for r in attrs["refs"]]
+            args = [_tensor(tensors, r.source) for r in attrs["refs"]]
             if kind == "merge":
                 refs = attrs["refs"]
                 layer = keras_merge(spec["merge"], spec.get("config", {}), nid, [r.source for r in refs])
@@ -171,6 +241,14 @@ def build_model(checked: Checked, compile: bool = True) -> Any:
                 sid = spec["shared"]
                 rule = LAYERS[g.graph["shared"][sid]["layer"]]
                 _store(tensors, nid, _call_layer(shared[sid], rule, attrs["refs"], tensors))
+        except RecursionError as exc:
+            raise BuildError.single(
+                attrs["path"],
+                f"Keras ran out of recursion depth building node `{nid}` of a graph of {len(checked.order):,} nodes",
+                "shorten the longest chain of layers",
+                "build",
+                checked.spec.file,
+            ) from exc
         except Exception as exc:  # Keras raises ValueError, TypeError, tf errors...
             raise BuildError.single(
                 attrs["path"],
@@ -208,14 +286,21 @@ def _named_outputs(keras: Any, outputs: Mapping[str, Ref], tensors: Mapping[str,
     out: list[Any] = []
     taken: set[int] = set()
     for name, ref in outputs.items():
-        tensor = tensors[ref.source]
+        tensor = _tensor(tensors, ref.source)
+        node, index = port_index(ref.source)
         history = getattr(tensor, "_keras_history", None)
         producer = getattr(history, "operation", None)
-        if ref.source != name or getattr(producer, "name", None) != name or id(tensor) in taken:
+        if (node, index) != (name, 0) or getattr(producer, "name", None) != name or id(tensor) in taken:
             tensor = keras.layers.Identity(name=name)(tensor)
         taken.add(id(tensor))
         out.append(tensor)
     return out
+
+
+def _tensor(tensors: Mapping[str, Any], source: str) -> Any:
+    """The tensor a reference names, resolved as the shapes stage does (``id`` and ``id.0`` are one)."""
+    node, index = port_index(source)
+    return tensors[node] if index == 0 else tensors[f"{node}.{index}"]
 
 
 def _store(tensors: dict[str, Any], nid: str, out: Any) -> None:
@@ -230,11 +315,11 @@ def _store(tensors: dict[str, Any], nid: str, out: Any) -> None:
 def _call_layer(layer: Any, rule: Any, refs: Any, tensors: Mapping[str, Any]) -> Any:
     """Call a layer on its input, or on its named inputs (attention layers)."""
     if not rule.slots:
-        return layer(tensors[refs[0].source])
+        return layer(_tensor(tensors, refs[0].source))
     if len(refs) == 1 and refs[0].slot == ():
-        given = dict.fromkeys(rule.required_slots, tensors[refs[0].source])
+        given = dict.fromkeys(rule.required_slots, _tensor(tensors, refs[0].source))
     else:
-        given = {str(r.slot[0]): tensors[r.source] for r in refs}
+        given = {str(r.slot[0]): _tensor(tensors, r.source) for r in refs}
     if rule.call_style == "list":
         return layer([given[s] for s in rule.slots if s in given])
     return layer(**given)
@@ -247,11 +332,11 @@ def _call_submodel(nid: str, spec: Mapping[str, Any], checked: Checked, tensors:
     sub, chosen, mapping, ctx = checked.graph.graph["submodels"][nid]
     model = load_submodel(spec, sub, ctx, nid)
     if isinstance(model.input, dict):
-        arg: Any = {name: tensors[src] for name, src in mapping.items()}
+        arg: Any = {name: _tensor(tensors, src) for name, src in mapping.items()}
     elif len(mapping) == 1:
-        arg = tensors[next(iter(mapping.values()))]
+        arg = _tensor(tensors, next(iter(mapping.values())))
     else:
-        arg = [tensors[mapping[name]] for name in sub.inputs]
+        arg = [_tensor(tensors, mapping[name]) for name in sub.inputs]
     # A frozen sub-model runs in inference mode (BatchNormalization uses its
     # moving statistics), as Keras's transfer-learning guide prescribes.
     out = model(arg, training=False) if not spec.get("trainable", True) else model(arg)

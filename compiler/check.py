@@ -7,11 +7,12 @@ TensorFlow itself.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
+import functools
+import gc
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import networkx as nx
 
@@ -19,12 +20,15 @@ from .blocks import expand_blocks
 from .errors import FusecError, GraphError, Problem, SchemaError, ShapeError
 from .graph import BROKEN, flat_refs, graph_problems, topo_order
 from .load import Spec, load_spec
-from .schema import REF_PATTERN, schema_problems
+from .schema import REF_PATTERN, derive_name, ecma_regex, input_case_problems, schema_problems
 from .shapes import DEFAULT_MAX_PARAMS, NodeInfo, Totals, infer_shapes, total_params
 from .submodel import ModelContext
 from .training import training_problems
 
-_REF = re.compile(REF_PATTERN.replace("$", r"\Z"))
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+_REF = ecma_regex(REF_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -61,15 +65,41 @@ class Checked:
 
     @property
     def name(self) -> str:
-        return str(self.spec.doc.get("name") or self.spec.path.stem.replace("-", "_"))
+        """The model's name: the spec's ``name``, else its file stem mapped onto the names rule."""
+        return str(self.spec.doc.get("name") or derive_name(self.spec.path.stem))
 
 
+def _gc_paused(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run ``fn`` with Python's cyclic garbage collector paused.
+
+    A check allocates a few objects per JSON value and frees them together;
+    with the collector on, its full passes over a growing heap made checking
+    a 20,000-node spec superlinear (0.39 s against 0.23 s at 8,000 nodes).
+    The limits bound what a check can allocate, and nothing it makes needs
+    the collector: reference counting frees it when the check returns.
+    """
+
+    @functools.wraps(fn)
+    def paused(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        if not gc.isenabled():
+            return fn(*args, **kwargs)
+        gc.disable()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            gc.enable()
+
+    return paused
+
+
+@_gc_paused
 def check_spec(
     path: str | Path,
     max_params: int = DEFAULT_MAX_PARAMS,
     allowed: Sequence[str | Path] = (),
     _stack: tuple[Path, ...] = (),
     strict: bool = False,
+    max_memory: int | None = None,
 ) -> Checked:
     """Run every static check on a spec file.
 
@@ -80,6 +110,8 @@ def check_spec(
             point into.
         strict: refuse the spec for warnings too (what would compile but
             probably not train or serve as meant).
+        max_memory: refuse models whose compile is estimated to need more
+            memory than this many bytes (None: the default budget, budget.py).
 
     Returns:
         The checked spec, with its warnings.
@@ -96,7 +128,7 @@ def check_spec(
         70529
     """
     spec = load_spec(path)
-    problems = schema_problems(spec.doc)
+    problems = schema_problems(spec.doc) + input_case_problems(spec.doc)
     stage: type[FusecError] = SchemaError
     doc = usable_doc(spec.doc, problems)
     if doc is None:
@@ -106,14 +138,17 @@ def check_spec(
         stage = GraphError
     problems += flat.problems
     graph, found = graph_problems(flat.doc, flat.origins, flat.shared_origins, reach=not problems)
-    problems += found
+    said = {p.path for p in flat.problems if p.code == "reference"}  # a wrong port, said once by expansion
+    problems += [p for p in found if not (p.code == "reference" and p.path in said)]
     models = ModelContext(
         spec.path.parent,
         tuple(Path(a) for a in allowed),
         _stack or (spec.path.resolve(),),
         max_params,
+        max_memory=max_memory,
     )
     info: dict[str, NodeInfo] = {}
+    graph.graph["training"] = flat.doc.get("training", {})  # the optimizer sizes the memory estimate
     acyclic = _acyclic(graph)
     try:
         infer_shapes(acyclic, spec.file, max_params, models, info)

@@ -95,18 +95,54 @@ def _guard_static(fn: Callable[[], Any], as_json: bool = False) -> Any:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print results and errors as JSON.")
-budget_option = click.option(
+_max_params_option = click.option(
     "--max-params",
     type=click.IntRange(min=1),
     default=DEFAULT_MAX_PARAMS,
     show_default=True,
     help="Refuse models with more parameters than this.",
 )
+
+
+def _memory_size(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """--max-memory as bytes (``16G``, ``512M``); None: the default budget (docs/security.md)."""
+    from .budget import parse_size
+
+    if value is None:
+        return None
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+_max_memory_option = click.option(
+    "--max-memory",
+    metavar="SIZE",
+    callback=_memory_size,
+    help="Refuse models whose compile needs more memory than this (e.g. 16G); default 80% of this machine's memory.",
+)
+
+
+def budget_option(fn: Any) -> Any:
+    """``--max-params`` and ``--max-memory``: what a spec may ask of this machine."""
+    return _max_params_option(_max_memory_option(fn))
+
+
+def _allowed_dirs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[Path, ...]:
+    """--allow-dir values as paths; an empty one is refused (it would silently mean the current folder)."""
+    for value in values:
+        if not value:
+            raise click.BadParameter("an empty folder name would allow the current folder; write `.` if you mean it")
+    return tuple(Path(v) for v in values)
+
+
 allow_option = click.option(
     "--allow-dir",
     "allow_dirs",
     multiple=True,
-    type=click.Path(path_type=Path, file_okay=False),
+    type=click.Path(file_okay=False),
+    callback=_allowed_dirs,
     help="A folder outside the spec's own that sub-model paths may point into (repeatable).",
 )
 spec_arg = click.argument("spec", type=click.Path(path_type=Path, dir_okay=True, exists=False))
@@ -152,7 +188,14 @@ def cli() -> None:
 @budget_option
 @allow_option
 @strict_option
-def check(specs: tuple[Path, ...], as_json: bool, max_params: int, allow_dirs: tuple[Path, ...], strict: bool) -> None:
+def check(
+    specs: tuple[Path, ...],
+    as_json: bool,
+    max_params: int,
+    max_memory: int | None,
+    allow_dirs: tuple[Path, ...],
+    strict: bool,
+) -> None:
     """Validate specs: schema, references, cycles, shapes, parameters, losses.
 
     Never imports TensorFlow. Reports every problem with its JSON path, in
@@ -165,7 +208,10 @@ def check(specs: tuple[Path, ...], as_json: bool, max_params: int, allow_dirs: t
     results = []
     for spec in specs:
         try:
-            checked = _guard_static(functools.partial(check_spec, spec, max_params, allow_dirs, strict=strict), as_json)
+            check_one = functools.partial(
+                check_spec, spec, max_params, allow_dirs, strict=strict, max_memory=max_memory
+            )
+            checked = _guard_static(check_one, as_json)
         except FusecError as err:
             failures.append(err)
             results.append({"file": str(spec), "ok": False, "errors": err.to_json()})
@@ -197,12 +243,14 @@ def check(specs: tuple[Path, ...], as_json: bool, max_params: int, allow_dirs: t
 @budget_option
 @allow_option
 @strict_option
-def summary(spec: Path, as_json: bool, max_params: int, allow_dirs: tuple[Path, ...], strict: bool) -> None:
+def summary(
+    spec: Path, as_json: bool, max_params: int, max_memory: int | None, allow_dirs: tuple[Path, ...], strict: bool
+) -> None:
     """Print each node's kind, output shape and parameters (no TensorFlow)."""
     from .check import check_spec
     from .summary import format_summary, summary_rows
 
-    checked = _guard(lambda: check_spec(spec, max_params, allow_dirs, strict=strict), as_json)
+    checked = _guard(lambda: check_spec(spec, max_params, allow_dirs, strict=strict, max_memory=max_memory), as_json)
     warn(checked, as_json)
     if as_json:
         t = checked.totals
@@ -217,13 +265,51 @@ def summary(spec: Path, as_json: bool, max_params: int, allow_dirs: tuple[Path, 
         click.echo(format_summary(checked))
 
 
+def _output_folder(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
+    if value == "":
+        raise click.BadParameter("an empty path is not a folder; give the output folder's path")
+    return Path(value) if value is not None else None
+
+
+def _output_path(checked: Any, fmt: str, given: Path | None = None) -> Path:
+    """The output folder: ``given``, else ``out/<model name>``.
+
+    A name made from the spec's (the folder, ``<name>.keras``) that is too
+    long for a file name is refused here, before the build, with the name
+    and what to change, rather than by the file system's "File name too long".
+    """
+    from .errors import OutputError
+    from .save import archive_name, too_long
+
+    out = given if given is not None else Path("out") / checked.name
+    derived = not checked.doc.get("name")
+    origin = "the spec's file name, as the spec has no `name`" if derived else "the spec's `name`"
+    names = [] if given is not None else [(checked.name, out.parent)]
+    if fmt in ("all", "keras"):
+        names.append((archive_name(checked.name), out))
+    for name, where in names:
+        if too_long(where, name):
+            what = "default output name" if name == checked.name else "archive name"
+            raise OutputError.single(
+                (),
+                f"the {what} `{printable(name)}` (from {origin}) is "
+                f"{len(os.fsencode(name))} bytes, longer than a file name may be",
+                "give the spec a shorter `name`"
+                + (" or rename the file" if derived else "")
+                + (", or pass -o DIR" if name == checked.name else ", or compile with --format savedmodel"),
+                "output",
+            )
+    return out
+
+
 @cli.command("compile")
 @spec_arg
 @click.option(
     "-o",
     "--output",
-    type=click.Path(path_type=Path),
-    help="Output folder (default: out/<model name>). Replaced only on success.",
+    type=click.Path(),
+    callback=_output_folder,
+    help="Output folder (default: out/<model name>). Replaced only on success, and only if fusec wrote it.",
 )
 @click.option(
     "--format",
@@ -243,19 +329,20 @@ def compile_cmd(
     fmt: str,
     as_json: bool,
     max_params: int,
+    max_memory: int | None,
     allow_dirs: tuple[Path, ...],
     strict: bool,
 ) -> None:
     """Compile a spec into a SavedModel and a trainable .keras archive."""
     from .check import check_spec
-    from .save import check_destination
-    from .tf import quiet_environment
+    from .save import check_destination, input_files
+    from .tf import keras_warnings, quiet_environment
 
     quiet_environment()
-    checked = _guard(lambda: check_spec(spec, max_params, allow_dirs, strict=strict), as_json)
+    checked = _guard(lambda: check_spec(spec, max_params, allow_dirs, strict=strict, max_memory=max_memory), as_json)
     warn(checked, as_json)
-    out = output or Path("out") / checked.name
-    _guard(lambda: check_destination(out.absolute()), as_json)
+    out: Path = _guard(lambda: _output_path(checked, fmt, output), as_json)
+    _guard(lambda: check_destination(out.absolute(), input_files(checked)), as_json)
 
     def run() -> Any:
         from .build import build_model
@@ -263,7 +350,10 @@ def compile_cmd(
 
         return save_artifacts(build_model(checked), checked, out, fmt)
 
-    art = _guard(run, as_json)
+    with keras_warnings():
+        art = _guard(run, as_json)
+    for note in art.notes:
+        click.echo(f"warning: {printable(note, MAX_MESSAGE)}", err=True)
     if as_json:
         click.echo(
             json.dumps(
@@ -297,16 +387,16 @@ def weights(model_dir: Path, node: str | None, as_json: bool) -> None:
     MODEL_DIR is a `fusec compile` output folder (or its .keras archive). A
     `gated` merge has no fixed weights: its gate decides per example.
     """
-    from .tf import import_keras
-
-    import_keras()
+    from .tf import import_keras, keras_warnings
 
     def run() -> Any:
+        import_keras()
         from .fusion import learned_weights
 
         return learned_weights(model_dir, node)
 
-    found = _guard(run, as_json)
+    with keras_warnings():
+        found = _guard(run, as_json)
     if as_json:
         click.echo(json.dumps({"ok": True, "weights": found}, indent=2))
         return

@@ -11,7 +11,7 @@ from typing import Any
 
 from .layers import LAYERS, REFUSED
 from .merges import MERGES
-from .rules import Param
+from .rules import DTYPE_RULES, Param
 
 
 def _type(p: Param) -> str:
@@ -68,7 +68,14 @@ def vocabulary_markdown() -> str:
         lines += _table(rule.params)
     lines += ["## Layers", ""]
     for name, layer in sorted(LAYERS.items()):
-        lines += [f"### `{name}`", "", layer.doc, ""]
+        lines += [
+            f"### `{name}`",
+            "",
+            layer.doc,
+            "",
+            f"Element types (`{layer.dtypes}`): {DTYPE_RULES[layer.dtypes]}.",
+            "",
+        ]
         lines += _table(layer.params)
     lines += ["## Refused", "", "| layer | why |", "|---|---|"]
     lines += [f"| `{name}` | {why} |" for name, why in REFUSED.items()]

@@ -9,13 +9,14 @@ every input is used and every node reaches an output.
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import networkx as nx
 
-from .errors import GraphError, PathPart, Problem, did_you_mean, quote_names
+from .errors import GraphError, NameIndex, PathPart, Problem, did_you_mean, quote_names
 from .layers import LAYERS
 from .merges import MERGES, MergeRule
 from .rules import LayerRule
@@ -297,7 +298,8 @@ def graph_problems(
         g.add_node(nid, kind=kind, spec=spec, refs=refs, path=base, broken=kind == BROKEN or bool(arity))
         problems.extend(arity)
 
-    producers = sorted(n for n in g.nodes)
+    producers = NameIndex(g.nodes)
+    shared_names = NameIndex(shared)
     used_shared: set[str] = set()
     for nid, spec in nodes.items():
         if owner.get(nid) != "nodes":
@@ -307,7 +309,7 @@ def graph_problems(
             if sid in shared:
                 used_shared.add(sid)
             else:
-                problems.append(_dangling((*g.nodes[nid]["path"], "shared"), sid, sorted(shared), "shared layer"))
+                problems.append(_dangling((*g.nodes[nid]["path"], "shared"), sid, shared_names, "shared layer"))
         for ref in g.nodes[nid]["refs"]:
             source = ref_node(ref.source)
             if source in g:
@@ -359,7 +361,7 @@ def _callers(nodes: Mapping[str, Any], sid: str) -> str:
 
 def _output_name_problems(name: str, ref: Ref, owner: Mapping[str, str]) -> list[Problem]:
     """An output's name becomes the name of the Keras layer that yields it, so it may not be another's id."""
-    if name not in owner or ref.source == name:
+    if name not in owner or ref.source == name or ref.source == f"{name}.0":  # `y.0` is `y`: its only output
         return []
     what = {"inputs": "input", "shared": "shared layer", "nodes": "node"}[owner[name]]
     return [
@@ -373,15 +375,37 @@ def _output_name_problems(name: str, ref: Ref, owner: Mapping[str, str]) -> list
     ]
 
 
-def _dangling(path: tuple[PathPart, ...], name: str, valid: list[str], what: str) -> Problem:
-    near = did_you_mean(name, valid)
+def _dangling(path: tuple[PathPart, ...], name: str, valid: NameIndex, what: str) -> Problem:
+    near = valid.near(name)
     if near:
         hint = f"did you mean `{near[0]}`?"
-    elif valid:
-        hint = f"valid: {quote_names(valid)}"
+    elif valid.names:
+        hint = f"valid: {quote_names(valid.names)}"
     else:
         hint = f"define the {what} first"
     return Problem(path, f"no {what} named `{name}`", hint, "reference")
+
+
+def _shortest_cycle(g: nx.DiGraph, scc: set[str], start: str) -> list[str]:
+    """The shortest cycle through ``start`` inside its strongly connected component, ``start`` at both ends.
+
+    A breadth-first walk over plain adjacency (a networkx subgraph view
+    filters every lookup: 0.3 s for one cycle of 8,000 nodes).
+    """
+    parent: dict[str, str | None] = {start: None}
+    queue = collections.deque([start])
+    while queue:
+        u = queue.popleft()
+        for v in g.successors(u):
+            if v == start:
+                path = [u]
+                while (up := parent[path[-1]]) is not None:
+                    path.append(up)
+                return [*reversed(path), start]
+            if v in scc and v not in parent:
+                parent[v] = u
+                queue.append(v)
+    raise ValueError(f"{start} is on no cycle")  # an SCC of two or more nodes, or a self-loop, always has one
 
 
 def _cycle_problems(g: nx.DiGraph) -> list[Problem]:
@@ -391,10 +415,8 @@ def _cycle_problems(g: nx.DiGraph) -> list[Problem]:
             (n,) = scc
             if not g.has_edge(n, n):
                 continue
-        start = min(scc)
-        cycle = nx.find_cycle(g.subgraph(scc), source=start)
-        names = [u for u, _ in cycle] + [cycle[-1][1]]
-        closing = cycle[-1]
+        names = _shortest_cycle(g, scc, min(scc))
+        closing = (names[-2], names[-1])
         ref = next(r for r in g.nodes[closing[1]]["refs"] if ref_node(r.source) == closing[0])
         problems.append(
             Problem(

@@ -87,6 +87,7 @@ LAYERS = (
         ("num_heads", "key_dim"),
         slots=("query", "value", "key"),
         required_slots=("query", "value"),
+        dtypes="number",
     ),
     LayerRule(
         "Attention",

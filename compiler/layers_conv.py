@@ -258,7 +258,9 @@ def _pooling(name: str, doc: str, rank: int, default: Any, examples: Any) -> Lay
 
 
 def _global(name: str, doc: str, rank: int, examples: Any) -> LayerRule:
-    return LayerRule(name, doc, _KEEPDIMS, _global_pool(name, rank), examples)
+    # A mean is computed in float32 whatever the input; a max keeps (and mis-declares) an integer type.
+    dtypes = "number" if "Average" in name else "float"
+    return LayerRule(name, doc, _KEEPDIMS, _global_pool(name, rank), examples, dtypes=dtypes)
 
 
 LAYERS = (

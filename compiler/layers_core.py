@@ -12,6 +12,7 @@ from .rules import (
     Shape,
     dense_weights_params,
     fmt_shape,
+    need_axis,
     need_known,
     need_rank,
     p_activation,
@@ -45,8 +46,19 @@ def _flatten(shape: Shape, c: Any) -> Out:
 
 def _reshape(shape: Shape, c: Any) -> Out:
     target = list(c["target_shape"])
+    if 0 in target:
+        raise RuleError(
+            f"Reshape's target_shape holds 0 at position {target.index(0)}: a tensor with an empty axis holds "
+            f"nothing. Received: {target}",
+            "target_shape",
+            "give every axis a positive size, or -1 once for the size to be inferred",
+        )
     if target.count(-1) > 1:
-        raise RuleError("Reshape's target_shape may hold -1 at most once.", "target_shape")
+        raise RuleError(
+            f"Reshape's target_shape may hold -1 at most once. Received: {target}",
+            "target_shape",
+            "give all but one axis its size",
+        )
     rest = shape[1:]
     if any(d is None for d in rest):
         if -1 in target:
@@ -97,10 +109,14 @@ def _identity(rank: tuple[int, int] | int, what: str):  # type: ignore[no-untype
 
 
 def _channels(shape: Shape, c: Any, what: str) -> int:
-    axis = c.get("axis", -1)
-    if not -len(shape) < axis < len(shape) or axis == 0 or axis == -len(shape):
-        raise RuleError(f"{what} axis {axis} is out of range for {fmt_shape(shape)}", "axis")
+    axis = need_axis(shape, c.get("axis", -1), what)
     return need_known(shape[axis], f"{what}'s normalised axis", shape)
+
+
+def _softmax(shape: Shape, c: Any) -> Out:
+    need_rank(shape, (2, 8), "Softmax")
+    need_axis(shape, c["axis"], "Softmax")
+    return Out(shape)
 
 
 def _batch_norm(shape: Shape, c: Any) -> Out:
@@ -125,6 +141,15 @@ def _normalization(shape: Shape, c: Any) -> Out:
                 f"Normalization's {key} needs one value or {ch} (one per channel). Received: {len(value)}",
                 key,
             )
+    mean, variance = c["mean"], c["variance"]
+    sizes = [len(v) if isinstance(v, list) else None for v in (mean, variance)]
+    if sizes[0] != sizes[1]:
+        shown = ["one number" if n is None else f"a list of {n}" for n in sizes]
+        raise RuleError(
+            f"Normalization needs mean and variance of one shape. Received: mean {shown[0]}, variance {shown[1]}",
+            "variance",
+            "give both as one number, or both as lists of the same length",
+        )
     # Keras stores mean, variance and a count as non-trainable weights.
     return Out(shape, 0, 0)
 
@@ -157,6 +182,7 @@ LAYERS = (
             ((16,), {"units": 1, "activation": "sigmoid"}),
         ),
         ("units", "activation"),
+        dtypes="number",
     ),
     LayerRule(
         "Embedding",
@@ -190,6 +216,7 @@ LAYERS = (
             ((None,), {"input_dim": 20, "output_dim": 3, "mask_zero": True}),
         ),
         ("input_dim", "output_dim"),
+        dtypes="ids",
     ),
     LayerRule(
         "Flatten",
@@ -197,6 +224,7 @@ LAYERS = (
         (),
         _flatten,
         (((4, 4, 3), {}), ((7,), {}), ((2, 3, 4, 5), {})),
+        dtypes="keep",
     ),
     LayerRule(
         "Reshape",
@@ -209,6 +237,7 @@ LAYERS = (
             ((4, 4, 2), {"target_shape": [8, -1]}),
         ),
         ("target_shape",),
+        dtypes="keep",
     ),
     LayerRule(
         "Permute",
@@ -223,6 +252,7 @@ LAYERS = (
         _permute,
         (((2, 3), {"dims": [2, 1]}), ((2, 3, 4), {"dims": [3, 1, 2]}), ((5, 6), {"dims": [1, 2]})),
         ("dims",),
+        dtypes="keep",
     ),
     LayerRule(
         "RepeatVector",
@@ -274,6 +304,7 @@ LAYERS = (
         _batch_norm,
         (((8,), {}), ((4, 4, 3), {"center": False}), ((5, 6), {"axis": 1, "scale": False})),
         (),
+        dtypes="number",
     ),
     LayerRule(
         "LayerNormalization",
@@ -287,6 +318,7 @@ LAYERS = (
         _layer_norm,
         (((8,), {}), ((4, 6), {"center": False}), ((3, 3, 5), {"epsilon": 1e-5})),
         (),
+        dtypes="number",
     ),
     LayerRule(
         "Normalization",
@@ -303,6 +335,7 @@ LAYERS = (
             ((2, 2, 1), {"mean": [0.0], "variance": [1.0]}),
         ),
         (),
+        dtypes="number",
     ),
     LayerRule(
         "Rescaling",
@@ -315,6 +348,7 @@ LAYERS = (
             ((2, 3), {"scale": 1.0}),
         ),
         ("scale",),
+        dtypes="number",
     ),
     LayerRule(
         "Activation",
@@ -344,7 +378,7 @@ LAYERS = (
         "Softmax",
         "Softmax over an axis.",
         (p_int("axis", "The axis to normalise.", -1, minimum=-8, maximum=8),),
-        _identity((2, 8), "Softmax"),
+        _softmax,
         (((8,), {}), ((3, 4), {"axis": 1}), ((2, 2, 2), {})),
         ("axis",),
     ),

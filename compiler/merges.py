@@ -182,7 +182,7 @@ def _dot(sources: Sources, c: Mapping[str, Any]) -> Out:
             )
         norm.append(a % r)
     d1, d2 = s1[norm[0]], s2[norm[1]]
-    if d1 is not None and d2 is not None and d1 != d2:
+    if d1 != d2:  # Keras compares them as written: a size of None matches only None
         raise RuleError(
             f"needs equal sizes along the dot axes {axes}: {d1} from `{src1}` "
             f"vs {d2} from `{src2}`. Received: {_received(sources)}",

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from .check import Checked
 from .errors import FusecError
+from .graph import ref_node
 from .render_style import (
     CLUSTER,
     FONT,
@@ -47,13 +48,14 @@ from .render_style import (
     table,
     wrap,
 )
+from .shapes import output_shape
 
 FORMATS = ("svg", "png", "pdf", "dot")
 #: Above this many drawn nodes, layout effort is bounded (see docs/render.md).
 LARGE = 150
 LARGE_PNG_DPI = 64
 _LARGE_ATTRS = {"nslimit": "0.3", "nslimit1": "1", "mclimit": "0.5", "searchsize": "20"}
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # fullmatch: a trailing new line is not an identifier
 _PDF_DATE = re.compile(rb"(/(?:CreationDate|ModDate) \(D:)[0-9]{14}")
 _INSTALL = "install Graphviz: `apt-get install graphviz` (Debian/Ubuntu) or `brew install graphviz` (macOS)"
 
@@ -209,8 +211,8 @@ def _diagram(checked: Checked, rankdir: str, collapse: bool, depth: int | None) 
         attrs = g.nodes[nid]
         mode = attrs["spec"].get("merge") if attrs["kind"] == "merge" else None
         for ref in attrs["refs"]:
-            src, dst = rep[ref.source], rep[nid]
-            label = edge_label(ref, esc(fmt_dims(checked.info[ref.source].shape)), mode)
+            src, dst = rep[ref_node(ref.source)], rep[nid]
+            label = edge_label(ref, _ref_shape(checked, ref.source), mode)
             if src == dst or ((src[0] == "b" or dst[0] == "b") and (src, dst, label) in seen):
                 continue
             seen.add((src, dst, label))
@@ -233,8 +235,20 @@ def _diagram(checked: Checked, rankdir: str, collapse: bool, depth: int | None) 
     outputs = checked.doc.get("outputs", {}) if isinstance(checked.doc, Mapping) else {}
     for i, (name, ref) in enumerate(g.graph["outputs"].items()):
         drawing.add_node((), f"o{i}", OUTPUT, output_label(name, outputs.get(name) or {}))
-        drawing.edges.append(f"{rep[ref.source]} -> o{i} [{key}=<{esc(fmt_dims(checked.info[ref.source].shape))}>];")
+        drawing.edges.append(f"{rep[ref_node(ref.source)]} -> o{i} [{key}=<{_ref_shape(checked, ref.source)}>];")
     return _emit(checked, drawing, rankdir, large), large
+
+
+def _ref_shape(checked: Checked, source: str) -> str:
+    """The escaped shape of what a reference carries, after its port (``.2 ``) when it names one.
+
+    ``lstm.2`` is output 2 of ``lstm`` (an LSTM's cell state); ``lstm`` and
+    ``lstm.0`` are its first output.
+    """
+    info = checked.info.get(source)
+    shape = esc(fmt_dims(info.shape if info is not None else output_shape(checked.info, checked.graph, source)))
+    _, dot, port = source.partition(".")
+    return f".{esc(port)} {shape}" if dot else shape
 
 
 def _emit(checked: Checked, drawing: _Drawing, rankdir: str, large: bool) -> str:
@@ -242,7 +256,7 @@ def _emit(checked: Checked, drawing: _Drawing, rankdir: str, large: bool) -> str
     first = [drawing.looks[n] for n in order if n in drawing.looks]
     rest = sorted((lk for n, lk in drawing.looks.items() if n not in order and n != OUTPUT.name), key=_look_key)
     looks = first + rest + ([OUTPUT] if OUTPUT.name in drawing.looks else [])
-    name = checked.name if _IDENT.match(checked.name) else "model"
+    name = checked.name if _IDENT.fullmatch(checked.name) else "model"
     graph_attrs = {
         "rankdir": rankdir,
         "fontname": f'"{FONT}"',

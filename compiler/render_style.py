@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,11 +25,39 @@ from .shapes import NodeInfo
 
 FONT = "Helvetica"
 
-# Control characters, lone surrogates and U+FFFE/U+FFFF would make the SVG
-# invalid XML (or the DOT text unencodable); DOT itself needs no escaping
-# inside an HTML-like label once the XML specials are entities.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+# Characters that must never reach the DOT or SVG text as themselves: control
+# characters (C0, C1: invalid XML, or new lines that split an id in two),
+# format characters (bidirectional overrides and isolates, zero-width
+# characters, the BOM, soft hyphens, tags), lone surrogates, line and paragraph
+# separators and noncharacters. Each is shown as a visible escape (``\u202e``),
+# so two ids that differ only by one never draw the same.
+_NOT_PLAIN = re.compile(r"[^\x20-\x7e]")
 _SPACE = re.compile(r"\s+")
+
+
+def unsafe_char(ch: str) -> bool:
+    """Whether ``ch`` is shown escaped rather than as itself (see above)."""
+    cp = ord(ch)
+    if cp < 0x20 or 0x7F <= cp < 0xA0:
+        return True
+    if 0xFDD0 <= cp <= 0xFDEF or cp & 0xFFFE == 0xFFFE:
+        return True
+    return unicodedata.category(ch) in ("Cf", "Cs", "Zl", "Zp")
+
+
+def visible(text: str) -> str:
+    """``text`` with every unsafe character replaced by a visible escape: ``\\x0a``, ``\\u202e``, ``\\U000e0041``."""
+    if text.isascii() and text.isprintable():
+        return text
+
+    def one(m: re.Match[str]) -> str:
+        ch = m[0]
+        if not unsafe_char(ch):
+            return ch
+        cp = ord(ch)
+        return f"\\x{cp:02x}" if cp < 0x100 else f"\\u{cp:04x}" if cp < 0x10000 else f"\\U{cp:08x}"
+
+    return _NOT_PLAIN.sub(one, text)
 
 
 def esc(text: object, limit: int = 0) -> str:
@@ -39,14 +68,15 @@ def esc(text: object, limit: int = 0) -> str:
         limit: cut to this many characters (with an ellipsis); 0 keeps all.
 
     Returns:
-        Text with ``& < > " '`` as entities, whitespace runs (newlines
-        included) as single spaces and control characters removed.
+        Text with unsafe characters (control, bidirectional, zero-width...)
+        as visible escapes (``\\x0a``, ``\\u202e``), runs of spaces as one
+        space, and ``& < > " '`` as entities.
 
     Example:
         >>> esc('a<b> & "c"')
         'a&lt;b&gt; &amp; &quot;c&quot;'
     """
-    s = _SPACE.sub(" ", _CONTROL.sub("", str(text))).strip()
+    s = _SPACE.sub(" ", visible(str(text))).strip()
     if limit and len(s) > limit:
         s = s[: limit - 1].rstrip() + "…"
     return (
@@ -55,8 +85,12 @@ def esc(text: object, limit: int = 0) -> str:
 
 
 def wrap(text: str, width: int, lines: int) -> list[str]:
-    """Greedy word wrap of plain text into at most ``lines`` lines (escaped)."""
-    words = _SPACE.sub(" ", _CONTROL.sub("", text)).strip().split(" ")
+    """Greedy word wrap of free text (a ``doc``) into at most ``lines`` lines, escaped.
+
+    White space of any kind, new lines included, separates words; other
+    unsafe characters are shown escaped (see ``esc``).
+    """
+    words = _SPACE.sub(" ", text).strip().split(" ")
     out: list[str] = []
     cur = ""
     for word in words:

@@ -24,6 +24,10 @@ Shape = tuple[Dim, ...]
 Cfg = Mapping[str, Any]
 
 MAX_DIM = 1 << 24  # a per-dimension sanity cap; the parameter budget does the rest
+#: Values per example in any one tensor (inputs, node outputs): int32's range. A bigger tensor
+#: cannot be allocated for one example on any machine fusec targets, and its sizes overflow
+#: int64 once multiplied by a batch; shapes.py refuses it before TensorFlow ever sees it.
+MAX_ELEMENTS = (1 << 31) - 1
 
 
 class _Required:
@@ -74,6 +78,20 @@ class Out:
 
 Infer = Callable[[Any, Cfg], Out]  # a Shape, or {slot: Shape} for layers with slots
 
+#: What element types a layer takes, and what it gives. Keras casts floating-point inputs
+#: to float32 in every layer; integer and bool inputs are another story: most layers build,
+#: then fail when called (a uint8 image into Conv2D), or give at run time another type than
+#: the one the model declares (an int32 Activation declared float32), so serving breaks.
+#: tests/test_layers.py replays every non-``float`` layer with every integer type in Keras.
+DTYPE_RULES: Mapping[str, str] = {
+    "float": "floating-point values only (float16, bfloat16, float32, float64); gives float32",
+    "number": "any numbers or booleans, computed in float32; gives float32",
+    "keep": "any values, moved but not computed on; gives its input's integer or bool type, else float32",
+    "ids": "integer ids (int32, int64, uint8); gives float32",
+}
+FLOAT_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
+INTEGER_DTYPES = frozenset({"int32", "int64", "uint8"})
+
 
 @dataclass(frozen=True)
 class LayerRule:
@@ -95,6 +113,8 @@ class LayerRule:
             all (self-attention).
         call_style: how build.py passes the slots: ``kwargs`` or ``list``
             (in ``slots`` order).
+        dtypes: which element types the layer takes (see DTYPE_RULES): ``float``
+            (the default), ``number``, ``keep`` or ``ids``.
     """
 
     name: str
@@ -106,10 +126,13 @@ class LayerRule:
     slots: tuple[str, ...] = ()
     required_slots: tuple[str, ...] = ()
     call_style: str = "kwargs"
+    dtypes: str = "float"
     param_index: Mapping[str, Param] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "param_index", {p.name: p for p in self.params})
+        if self.dtypes not in DTYPE_RULES:
+            raise ValueError(f"layer {self.name}: dtypes is one of {', '.join(DTYPE_RULES)}")
 
     def resolve(self, config: Cfg) -> dict[str, Any]:
         """The config with every default filled in."""
@@ -172,10 +195,15 @@ def p_activation(default: str | None = None, name: str = "activation") -> Param:
     )
 
 
+#: Weights that are vectors (one value per unit or channel): Keras's orthogonal initializer needs a matrix.
+VECTOR_WEIGHTS = ("bias", "beta", "gamma")
+
+
 def p_initializer(name: str, default: str) -> Param:
+    vector = name.removesuffix("_initializer") in VECTOR_WEIGHTS
     return Param(
         name,
-        {"type": "string", "enum": list(INITIALIZERS)},
+        {"type": "string", "enum": [i for i in INITIALIZERS if not (vector and i == "orthogonal")]},
         f"Initializer for the {name.removesuffix('_initializer').replace('_', ' ')} weights, by name.",
         default,
     )
@@ -229,6 +257,22 @@ def need_rank(shape: Shape, rank: int | tuple[int, int], what: str) -> None:
     if not lo <= len(shape) <= hi:
         want = f"rank {lo}" if lo == hi else f"rank {lo} to {hi}"
         raise RuleError(f"{what} needs inputs of {want} (batch included). Received: {fmt_shape(shape)}")
+
+
+def need_axis(shape: Shape, axis: int, what: str, key: str = "axis") -> int:
+    """The index of ``axis`` (negative counts from the end) in ``shape``, batch included.
+
+    Raises when it is not an axis of the shape, or is the batch axis (0, or
+    ``-rank``): Keras builds such a layer and then fails when it is called.
+    """
+    rank = len(shape)
+    if not -rank <= axis < rank or axis % rank == 0:
+        raise RuleError(
+            f"{what}'s {key} {axis} is not a feature axis of {fmt_shape(shape)} (axis 0 is the batch axis)",
+            key,
+            f"use 1 to {rank - 1}, or -1 to -{rank - 1}" if rank > 1 else "",
+        )
+    return axis % rank
 
 
 def need_known(dim: Dim, what: str, shape: Shape) -> int:

@@ -11,11 +11,14 @@ and the fix.
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
 from .errors import Problem, SchemaError, did_you_mean, quote_names
+from .fastschema import SchemaCompiler, compile_schema
 from .layers import LAYERS, REFUSED
 from .losses import LOSSES as LOSSES  # re-exported: the names a spec may use
 from .losses import METRICS as METRICS
@@ -24,8 +27,156 @@ from .merges import MERGES
 from .rules import config_schema, describe_default, nullable
 
 SCHEMA_ID = "https://fusec.dev/schemas/fusec-1.schema.json"
-ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
-REF_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}(\.[A-Za-z0-9_]{1,64})?$"
+
+# --- the names rule -------------------------------------------------------------
+#
+# One rule for every name fusec gives to Keras and TensorFlow: input, node,
+# shared-layer, block and output ids, block input and output names, the
+# model's `name`, and the name derived from a spec's file stem. Measured on
+# Keras 3.15 / TensorFlow 2.21 (tests/test_schema.py replays it):
+#
+# - TensorFlow names every variable and op after its layer and refuses a root
+#   scope that does not match ``[A-Za-z0-9.][A-Za-z0-9_.\\/>-]*``: a layer or
+#   model called `_h` builds, then fails when the SavedModel is written;
+# - ids are joined with ``__`` by block expansion and with ``.`` for ports,
+#   so ``.`` stays out of ids, and a leading digit would read as a port;
+# - an input id also names an argument of the SavedModel's serving function,
+#   built with ``inspect.Parameter``, which refuses Python keywords (`lambda`,
+#   `None`); `self` collides with the tracing method's own first argument.
+#   Node ids and output names may be keywords (an output called `class`).
+#
+# Hence: an ASCII letter, then ASCII letters, digits and ``_``, at most 64
+# characters; and for an input, none of RESERVED. The patterns are ECMA-262
+# (editors apply them); fusec applies them with ECMA semantics too (``$``
+# only at the very end, see ``ecma_regex``), so `h\n` is not `h`.
+
+#: Python's keywords (``keyword.kwlist``, written out so the rule does not move with Python) and `self`.
+RESERVED = (
+    "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class", "continue", "def",
+    "del", "elif", "else", "except", "finally", "for", "from", "global", "if", "import", "in", "is", "lambda",
+    "nonlocal", "not", "or", "pass", "raise", "return", "self", "try", "while", "with", "yield",
+)  # fmt: skip
+MAX_ID = 64
+_NAME = r"[A-Za-z][A-Za-z0-9_]{0,63}"
+#: An id or name: the rule above.
+ID_PATTERN = rf"^{_NAME}$"
+#: An input id: an id that is not in RESERVED (it names an argument of the serving function).
+INPUT_ID_PATTERN = rf"^(?!(?:{'|'.join(RESERVED)})$){_NAME}$"
+#: A reference: an id, optionally ``.N`` (output N of a node) or ``.name`` (an output of a block instance).
+REF_PATTERN = rf"^{_NAME}(\.[A-Za-z0-9_]{{1,64}})?$"
+#: A name fusec does not give but must match: a sub-model's input or output (Keras's own names), a slot.
+EXTERNAL_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+
+
+@lru_cache(maxsize=64)
+def ecma_regex(pattern: str) -> re.Pattern[str]:
+    """A JSON Schema ``pattern`` compiled with the ECMA-262 meaning editors give it.
+
+    Python's ``$`` also matches before a final new line, so ``re.search`` of
+    ``^[a-z]+$`` accepts ``"h\\n"``; ECMA's ``$`` (without the multiline flag)
+    matches only at the very end. Every ``$`` outside a character class
+    becomes ``\\Z``, and ``\\d``, ``\\w`` match ASCII only, as in ECMA.
+    """
+    out: list[str] = []
+    i, in_class = 0, False
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+        elif c == "$":
+            c = r"\Z"
+        out.append(c)
+        i += 1
+    return re.compile("".join(out), re.ASCII)
+
+
+def pattern_matches(pattern: str, text: str) -> bool:
+    """Whether ``text`` matches a schema ``pattern`` (ECMA-262 semantics, as fusec validates)."""
+    return ecma_regex(pattern).search(text) is not None
+
+
+def is_id(text: str, input_id: bool = False) -> bool:
+    """Whether ``text`` follows the names rule (for an input id when ``input_id``)."""
+    return pattern_matches(INPUT_ID_PATTERN if input_id else ID_PATTERN, text)
+
+
+def id_problem(text: str, input_id: bool = False) -> str:
+    """Why ``text`` breaks the names rule, in a few words ("" when it does not)."""
+    if is_id(text, input_id):
+        return ""
+    bad = next((c for c in text if not (c.isascii() and (c.isalnum() or c == "_"))), None)
+    if not text:
+        return "it is empty"
+    if bad is not None:
+        return f"it holds {json.dumps(bad, ensure_ascii=False)}: ids use ASCII letters, digits and _ only"
+    if text[0] == "_":
+        return "it starts with _, which TensorFlow refuses in variable and op names"
+    if text[0].isdigit():
+        return "it starts with a digit"
+    if len(text) > MAX_ID:
+        return f"it has {len(text)} characters; the limit is {MAX_ID}"
+    if text == "self":
+        return "an input id names an argument of the serving function, whose own first argument is `self`"
+    return "an input id names an argument of the serving function, and Python keywords cannot"
+
+
+def input_case_problems(doc: Any) -> list[Problem]:
+    """Input ids that differ only in case: the SavedModel cannot serve both.
+
+    TensorFlow makes graph names unique ignoring case, so the serving
+    function's second argument `mh` after `Mh` is renamed `mh_1` and the
+    SavedModel refuses to be written. (Nodes, shared layers and outputs may
+    differ only in case: their names never meet in one graph scope.)
+    """
+    inputs = doc.get("inputs") if isinstance(doc, dict) else None
+    if not isinstance(inputs, dict):
+        return []
+    first: dict[str, str] = {}
+    problems = []
+    for iid in inputs:
+        if not isinstance(iid, str):
+            continue
+        other = first.setdefault(iid.lower(), iid)
+        if other != iid:
+            problems.append(
+                Problem(
+                    ("inputs", iid),
+                    f"input `{iid}` differs from input `{other}` only in case: TensorFlow names the serving "
+                    "function's arguments ignoring case, and cannot tell them apart",
+                    "rename one of them",
+                    "duplicate",
+                )
+            )
+    return problems
+
+
+def derive_name(stem: str) -> str:
+    """The model name of a spec without ``name``: its file stem, mapped onto the names rule.
+
+    A stem that follows the rule is the name. Any other is mapped, stably:
+    accents are dropped (``modèle`` -> ``modele``), each run of characters
+    that are not ASCII letters or digits becomes one ``_``, ``_`` is trimmed
+    from both ends, a name that starts with a digit gets ``model_`` in front,
+    one that is empty becomes ``model``, and the result is cut to 64
+    characters. So ``my model (copy).json`` is ``my_model_copy``,
+    ``my-model.json`` is ``my_model`` and ``2024.json`` is ``model_2024``.
+    """
+    if is_id(stem):
+        return stem
+    text = "".join(c for c in unicodedata.normalize("NFKD", stem) if not unicodedata.combining(c))
+    text = re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")
+    if not text:
+        return "model"
+    if not text[0].isalpha():
+        text = f"model_{text}"
+    return text[:MAX_ID].rstrip("_")
+
 
 #: The keys each kind of node may have (the kind's own key first).
 KIND_KEYS: dict[str, tuple[str, ...]] = {
@@ -71,7 +222,7 @@ def _inputs_schema() -> dict[str, Any]:
     refs = {"type": "array", "items": ref, "minItems": 1, "maxItems": 4096}
     named = {
         "type": "object",
-        "propertyNames": {"pattern": ID_PATTERN},
+        "propertyNames": {"pattern": EXTERNAL_PATTERN},
         "additionalProperties": _by_type(string=ref, array=refs),
         "minProperties": 1,
     }
@@ -170,7 +321,7 @@ def _node_schema() -> dict[str, Any]:
             path, "weights", "Trained weights for a fusec-spec sub-model (.weights.h5 or a compiled .keras)."
         ),
         "output": _doc(
-            {"type": "string", "pattern": ID_PATTERN},
+            {"type": "string", "pattern": EXTERNAL_PATTERN},
             "output",
             "Which output of a sub-model with several outputs this node yields.",
         ),
@@ -322,12 +473,14 @@ def _training_schema() -> dict[str, Any]:
     }
 
 
-def _section(item: dict[str, Any], title: str, description: str, min_items: int = 0) -> dict[str, Any]:
+def _section(
+    item: dict[str, Any], title: str, description: str, min_items: int = 0, pattern: str = ID_PATTERN
+) -> dict[str, Any]:
     schema: dict[str, Any] = {
         "type": "object",
         "title": title,
         "description": description,
-        "propertyNames": {"pattern": ID_PATTERN},
+        "propertyNames": {"pattern": pattern},
         "additionalProperties": item,
         "maxProperties": 20000,
     }
@@ -352,7 +505,11 @@ def generate_schema() -> dict[str, Any]:
         "type": "object",
         "properties": {
             "$schema": _doc({"type": "string"}, "$schema", "The schema this file follows (for editors)."),
-            "fusec": _doc({"const": 1}, "fusec", "Spec format version. This schema describes version 1."),
+            "fusec": _doc(
+                {"type": "integer", "const": 1},
+                "fusec",
+                "Spec format version, the integer 1. This schema describes version 1.",
+            ),
             "name": _doc({"type": "string", "pattern": ID_PATTERN}, "name", "Model name (the Keras model's name)."),
             "doc": _doc({"type": "string", "maxLength": 20000}, "doc", "Free text about the model."),
             "seed": _doc(
@@ -360,7 +517,7 @@ def generate_schema() -> dict[str, Any]:
                 "seed",
                 "Seed for weight initialisation: the same spec and seed give identical weights.",
             ),
-            "inputs": _section(_input_schema(), "inputs", "Model inputs by id.", 1),
+            "inputs": _section(_input_schema(), "inputs", "Model inputs by id.", 1, INPUT_ID_PATTERN),
             "shared": _section(_shared_schema(), "shared", "Layers called by several nodes, by id."),
             "blocks": _section(_block_schema(), "blocks", "Reusable sub-graphs by id."),
             "nodes": _section(
@@ -505,10 +662,20 @@ def _validator() -> Any:
     )
     # ``if``, ``allOf`` and ``oneOf`` are jsonschema's with a fast path for the
     # generated discriminators: validating a 4,000-node spec got 7-10x faster (docs/benchmarks.md).
+    # ``pattern`` with ECMA-262's meaning (``$`` at the very end only), as editors apply it.
     strict = validators.extend(
-        Draft202012Validator, validators={"if": _if, "allOf": _all_of, "oneOf": _one_of}, type_checker=checker
+        Draft202012Validator,
+        validators={"if": _if, "allOf": _all_of, "oneOf": _one_of, "pattern": _pattern},
+        type_checker=checker,
     )
     return strict(generate_schema())
+
+
+def _pattern(validator: Any, pattern: Any, instance: Any, schema: Any) -> Any:
+    from jsonschema.exceptions import ValidationError
+
+    if isinstance(instance, str) and not pattern_matches(pattern, instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
 _JSON_TYPES = {
@@ -575,7 +742,7 @@ def _get(doc: Any, path: Iterable[Any]) -> Any:
     return doc
 
 
-_ID_HINT = "use letters, digits and _, starting with a letter or _, at most 64 characters"
+_ID_HINT = "ids use ASCII letters, digits and _, start with a letter and have at most 64 characters"
 
 #: Keras's merge layer classes (lower case) -> the fusec merge mode that replaces them.
 KERAS_MERGES = {
@@ -604,6 +771,12 @@ def _snake(name: str) -> str:
 
 def _type_problem(path: tuple[Any, ...], inst: Any, want: Any, schema: Mapping[str, Any], doc: Any) -> Problem:
     """One message for a value of the wrong JSON type: what was expected, what came, and the fix."""
+    if path == ("fusec",):
+        if isinstance(inst, float) and inst == 1:
+            return Problem(
+                path, f"the spec version is the integer 1. Received: {inst!r}", 'write "fusec": 1', "version"
+            )
+        return Problem(path, f"unsupported spec version {_show(inst)}", "this fusec reads version 1", "version")
     wanted = want if isinstance(want, list) else [want]
     field = next((p for p in reversed(path) if isinstance(p, str)), "")
     received = "null" if inst is None else f"{_json_type(inst)} {_show(inst)}"
@@ -626,9 +799,37 @@ def _type_problem(path: tuple[Any, ...], inst: Any, want: Any, schema: Mapping[s
             )
             hint = f"a {rule.name} merge takes named inputs: write {{{parts}}}"
     message = f"expected {' or '.join(wanted)}. Received: {received}"
+    if "integer" in wanted and isinstance(inst, float) and inst.is_integer() and not hint:
+        hint = f"write it without a decimal point: {int(inst)}"
     if names and len(names) <= 40 and not hint:
         hint = f"valid: {quote_names(names)}"
     return Problem(path, message, hint, "schema")
+
+
+def _name_problem(path: tuple[Any, ...], inst: Any, pattern: Any) -> Problem:
+    """A name that breaks the names rule (or, for a sub-model's names, the looser external rule)."""
+    if pattern not in (ID_PATTERN, INPUT_ID_PATTERN, REF_PATTERN):
+        return Problem(path, f"{_show(inst)} is not a valid name", "use letters, digits and _, at most 64", "schema")
+    text = str(inst)
+    input_id = pattern == INPUT_ID_PATTERN
+    if pattern == REF_PATTERN:
+        head, _, port = text.partition(".")
+        why = id_problem(head)
+        if why:
+            return Problem(
+                path, f"{_show(inst)} is not a valid reference: {why}", f"e.g. `{derive_name(head)}`", "schema"
+            )
+        return Problem(
+            path,
+            f"{_show(inst)} is not a valid reference: `{port}` after the `.` is not an output index or output name",
+            f"write `{head}` for its output, `{head}.1` for its second output, or `{head}.NAME` for a block's output",
+            "schema",
+        )
+    example = derive_name(text)
+    if not is_id(example, input_id):
+        example += "_"  # a keyword
+    fix = f"rename it, e.g. `{example}`; {_ID_HINT}"
+    return Problem(path, f"{_show(inst)} is not a valid id: {id_problem(text, input_id)}", fix, "schema")
 
 
 def _translate(err: Any, doc: Any) -> list[Problem]:
@@ -713,11 +914,11 @@ def _translate(err: Any, doc: Any) -> list[Problem]:
     if v == "const" and path == ("fusec",):
         return [Problem(path, f"unsupported spec version {_show(inst)}", f"this fusec reads version {sv}", "version")]
     if v == "pattern" and "propertyNames" in err.absolute_schema_path:
-        return [Problem((*path, inst), f"{_show(inst)} is not a valid id", _ID_HINT, "schema")]
+        return [_name_problem((*path, inst), inst, sv)]
     if v == "pattern":
-        return [Problem(path, f"{_show(inst)} is not a valid id", _ID_HINT, "schema")]
+        return [_name_problem(path, inst, sv)]
     if v == "propertyNames":
-        return [Problem((*path, inst), f"{_show(inst)} is not a valid id", _ID_HINT, "schema")]
+        return [_name_problem((*path, inst), inst, sv.get("pattern") if isinstance(sv, dict) else ID_PATTERN)]
     bounds = {
         "minimum": ">=",
         "maximum": "<=",
@@ -778,9 +979,12 @@ def schema_problems(doc: Any) -> list[Problem]:
     """
     from jsonschema.exceptions import best_match
 
+    if _fast()(doc):
+        return []
+    doc, skipped = _failing_part(doc)
     errors = list(_validator().iter_errors(doc))
     if not errors:
-        return []
+        return skipped
     # One error per value: of the value keywords failing at one path, keep the first in _VALUE_KEYWORDS.
     rank = {k: i for i, k in enumerate(_VALUE_KEYWORDS)}
     judged: dict[tuple[Any, ...], Any] = {}
@@ -806,4 +1010,71 @@ def schema_problems(doc: Any) -> list[Problem]:
             if key not in seen:
                 seen.add(key)
                 problems.append(p)
-    return problems
+    return problems + skipped
+
+
+#: entries whose schema errors are spelled out; past this, each failing entry gets one short line
+MAX_DETAILED = 100
+
+
+@lru_cache(maxsize=1)
+def _fast() -> Any:
+    """The yes/no check of the whole schema (fastschema), compiled once."""
+    return compile_schema(generate_schema(), pattern_matches)
+
+
+@lru_cache(maxsize=1)
+def _entry_checks() -> dict[str, tuple[Any, Any]]:
+    """For each section: (id check, entry check), compiled from the section's schema."""
+    schema = generate_schema()
+    checks = {}
+    for section in _SECTIONS:
+        sub = schema["properties"][section]
+        compiler = SchemaCompiler(schema, pattern_matches)
+        checks[section] = (
+            compiler.compile(sub.get("propertyNames", True)),
+            compiler.compile(sub.get("additionalProperties", True)),
+        )
+    return checks
+
+
+_SECTIONS = ("inputs", "shared", "blocks", "nodes", "outputs")
+
+
+def _failing_part(doc: Any) -> tuple[Any, list[Problem]]:
+    """The part of an invalid spec jsonschema must explain, and a short problem for each entry left out.
+
+    jsonschema spends about 0.1 ms per entry whether or not the entry is
+    valid, so only the entries the fast check refuses are handed to it (one
+    valid entry stays in a section that had no failure, so a section's own
+    rules such as ``minProperties`` still hold), and only the first
+    MAX_DETAILED of them: a file of 20,000 mistyped nodes is answered in
+    linear time with 100 detailed messages and one line for each other entry.
+    """
+    if not isinstance(doc, dict) or any(not isinstance(doc.get(s, {}), dict) for s in _SECTIONS):
+        return doc, []
+    checks = _entry_checks()
+    part = dict(doc)
+    skipped: list[Problem] = []
+    budget = MAX_DETAILED
+    for section in _SECTIONS:
+        if section not in doc:
+            continue
+        id_ok, entry_ok = checks[section]
+        failing = [k for k, v in doc[section].items() if not (id_ok(k) and entry_ok(v))]
+        if not failing:
+            part[section] = dict(list(doc[section].items())[:1])
+            continue
+        shown, rest = failing[:budget], failing[budget:]
+        budget -= len(shown)
+        part[section] = {k: doc[section][k] for k in shown}
+        skipped += [
+            Problem(
+                (section, k),
+                f"`{section}.{k}` does not match the schema",
+                f"fix the {MAX_DETAILED} entries explained above first, then check again",
+                "schema",
+            )
+            for k in rest
+        ]
+    return part, skipped

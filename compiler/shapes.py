@@ -19,7 +19,7 @@ from .errors import PathPart, Problem, RuleError, ShapeError
 from .graph import BROKEN, Ref, topo_order
 from .layers import LAYERS
 from .merges import MERGES, MergeRule, NamedSources, SlotError, Sources
-from .rules import LayerRule, Out, Shape, fmt_shape
+from .rules import MAX_ELEMENTS, LayerRule, Out, Shape, fmt_shape, prod
 from .submodel import ModelContext, infer_model_node
 
 DEFAULT_MAX_PARAMS = 500_000_000  # 2 GB of float32 weights
@@ -88,30 +88,99 @@ def _grouped(rule: MergeRule, refs: Sequence[Ref], sources: Sources) -> Sources 
     return named
 
 
+def port_index(source: str) -> tuple[str, int | None]:
+    """A reference split into its node and output index: ``enc.2`` -> (``enc``, 2), ``enc`` -> (``enc``, 0).
+
+    The rule, the same for every node and input: ``id`` and ``id.0`` are its
+    first (for most nodes its only) output, ``id.N`` its output N; the index
+    is written in plain decimal (``enc.1``, not ``enc.01``). The index is None
+    when what follows the ``.`` is not such a number. The shapes stage, the
+    training checks and the build stage all resolve references with this.
+    """
+    node, dot, port = source.partition(".")
+    if not dot:
+        return node, 0
+    if port.isascii() and port.isdigit() and (port == "0" or not port.startswith("0")):
+        return node, int(port)
+    return node, None
+
+
 def output_shape(info: Mapping[str, NodeInfo], g: nx.DiGraph, source: str) -> Shape:
-    """The shape of a reference: a node id, or ``id.N`` for output N of a multi-output node."""
-    if source in info:
-        return info[source].shape
-    node, _, port = source.partition(".")
+    """The shape of a reference: a node id, or ``id.N`` for output N of a node (see ``port_index``)."""
+    node, index = port_index(source)
     outs = (info[node].shape, *g.graph["extras"].get(node, ()))
-    return outs[int(port)]
+    return outs[index or 0]
 
 
 def _port_problem(g: nx.DiGraph, info: Mapping[str, NodeInfo], ref: Ref) -> Problem | None:
-    node, dot, port = ref.source.partition(".")
-    if not dot:
-        return None
+    node, index = port_index(ref.source)
     n = 1 + len(g.graph["extras"].get(node, ()))
-    if port.isdigit() and int(port) < n:
+    if index is not None and index < n:
         return None
+    what = "input" if info[node].kind == "input" else "node"
     if n == 1:
-        return Problem(ref.path, f"node `{node}` has one output", f"write `{node}`", "reference")
+        return Problem(
+            ref.path,
+            f"{what} `{node}` has one output; `{ref.source}` is not it",
+            f"write `{node}` (or `{node}.0`)",
+            "reference",
+        )
     return Problem(
         ref.path,
-        f"node `{node}` has {n} outputs; `{ref.source}` is not one of them",
+        f"{what} `{node}` has {n} outputs; `{ref.source}` is not one of them",
         f"use `{node}.0` (or `{node}`) to `{node}.{n - 1}`",
         "reference",
     )
+
+
+def _size_problem(nid: str, path: tuple[PathPart, ...], kind: str, shapes: Sequence[Shape]) -> Problem | None:
+    """A tensor over MAX_ELEMENTS values per example (its size cannot be allocated, or overflows int64)."""
+    for shape in shapes:
+        size = prod([d for d in shape[1:] if d is not None])
+        if size > MAX_ELEMENTS:
+            what = f"input `{nid}`" if kind == "input" else f"node `{nid}`"
+            return Problem(
+                (*path, "shape") if kind == "input" else path,
+                f"{what} would hold {size:,} values per example, shape {fmt_shape(shape)}; "
+                f"the limit is {MAX_ELEMENTS:,} (2**31 - 1) values per tensor",
+                "use smaller dimensions, or pool or stride the data down before this node",
+                "limit",
+            )
+    return None
+
+
+def _weight_dims(rule: LayerRule, in_shape: Any, config: Mapping[str, Any], params: int) -> tuple[Any, ...]:
+    """What of its input a layer is built for: the rank and ``(slot, size)`` per axis its state depends on.
+
+    Keras builds a layer at its first call, from that call's input shapes:
+    its weights, and an input spec that fixes the rank (BatchNormalization)
+    and the sizes the weights were made for. A later call of a shared layer
+    fits only with the same ranks and the same sizes there. Which axes those
+    are follows from the layer's rule (cross-checked against Keras): every
+    weight's shape is a product of config values and input sizes, so an axis
+    whose size changes the parameter count is one the weights are built
+    from; and an axis the rule needs to know (the channels a Normalization
+    broadcasts its mean over) is one the layer's state is built from.
+    """
+    shapes = in_shape if isinstance(in_shape, dict) else {"": in_shape}
+
+    def infer(slot: str, shape: Shape) -> Out | None:
+        changed = {**shapes, slot: shape}
+        try:
+            return rule.infer(changed if isinstance(in_shape, dict) else changed[""], config)
+        except RuleError:
+            return None
+
+    found: list[Any] = [tuple((slot, len(shape)) for slot, shape in shapes.items())]
+    for slot, shape in shapes.items():
+        for axis, size in enumerate(shape):
+            if axis == 0 or size is None:
+                continue
+            bigger = infer(slot, (*shape[:axis], size + 1, *shape[axis + 1 :]))
+            unknown = infer(slot, (*shape[:axis], None, *shape[axis + 1 :]))
+            if (bigger is not None and bigger.params != params) or unknown is None:
+                found.append((slot, size))
+    return tuple(found)
 
 
 def _layer_input(rule: LayerRule, refs: Sequence[Ref], shape_of: Any) -> Any:
@@ -121,6 +190,13 @@ def _layer_input(rule: LayerRule, refs: Sequence[Ref], shape_of: Any) -> Any:
     if len(refs) == 1 and refs[0].slot == ():
         return {slot: shape_of(refs[0].source) for slot in rule.required_slots}
     return {str(r.slot[0]): shape_of(r.source) for r in refs}
+
+
+def _fmt_dims(dims: Sequence[Any]) -> str:
+    """What a layer was built for: ``an input of rank 2, the input's size 8``."""
+    ranks, *sizes = dims
+    text = ", ".join(f"{slot or 'an input'} of rank {rank}" for slot, rank in ranks)
+    return text + "".join(f", {slot or 'the input'}'s size {size}" for slot, size in sizes)
 
 
 def _fmt_input(shape: Any) -> str:
@@ -157,7 +233,7 @@ def infer_shapes(
     shared: Mapping[str, Any] = g.graph["shared"]
     info = {} if info is None else info
     problems: list[Problem] = []
-    shared_weights: dict[str, tuple[int, int, str, Any]] = {}
+    shared_weights: dict[str, tuple[int, int, str, Any, tuple[Any, ...]]] = {}
     shared_calls: dict[str, int] = {}
     g.graph["submodels"] = {}
     g.graph["extras"] = {}
@@ -171,7 +247,12 @@ def infer_shapes(
         if attrs.get("broken") or (kind == "shared" and BROKEN in shared.get(spec["shared"], {BROKEN: True})):
             continue  # its own definition is wrong and already reported: no shape to give it
         if kind == "input":
-            info[nid] = NodeInfo("input", spec.get("dtype", "float32"), (None, *spec["shape"]))
+            shape = (None, *spec["shape"])
+            big = _size_problem(nid, path, kind, [shape])
+            if big:
+                problems.append(big)
+                continue
+            info[nid] = NodeInfo("input", spec.get("dtype", "float32"), shape)
             continue
         refs = attrs["refs"]
         if any(r.source.partition(".")[0] not in info for r in refs):
@@ -186,32 +267,31 @@ def infer_shapes(
                 subject = f"merge `{nid}` ({rule.name})"
                 sources = [(r.source, shape_of(r.source)) for r in refs]
                 out = rule.infer(_grouped(rule, refs, sources), rule.resolve(spec.get("config", {})))
-                info[nid] = NodeInfo("merge", rule.name, out.shape, out.trainable, out.non_trainable)
-                continue
-            if kind == "model":
+                node_info = NodeInfo("merge", rule.name, out.shape, out.trainable, out.non_trainable)
+            elif kind == "model":
                 subject = f"node `{nid}` (model):"
                 ctx = models or ModelContext(Path(file).parent if file else Path.cwd(), max_params=max_params)
                 shapes = {r.source: shape_of(r.source) for r in refs}
                 sub, chosen, mapping = infer_model_node(spec, refs, shapes, ctx)
                 g.graph["submodels"][nid] = (sub, chosen, mapping, ctx)
                 out = _freeze(Out(sub.outputs[chosen], sub.trainable, sub.non_trainable), spec.get("trainable", True))
-                info[nid] = NodeInfo("model", sub.path.name, out.shape, out.trainable, out.non_trainable)
-                continue
-            if kind == "layer":
+                node_info = NodeInfo("model", sub.path.name, out.shape, out.trainable, out.non_trainable)
+            elif kind == "layer":
                 lrule = LAYERS[spec["layer"]]
                 subject = f"node `{nid}` ({lrule.name}):"
                 in_shape = _layer_input(lrule, refs, shape_of)
                 out = _freeze(lrule.infer(in_shape, lrule.resolve(spec.get("config", {}))), spec.get("trainable", True))
-                info[nid] = NodeInfo("layer", lrule.name, out.shape, out.trainable, out.non_trainable)
-                if out.extra:
-                    g.graph["extras"][nid] = out.extra
-                continue
-            sid = spec["shared"]
-            layer = shared[sid]
-            lrule = LAYERS[layer["layer"]]
-            subject = f"node `{nid}` (call of shared `{sid}`, {lrule.name}):"
-            in_shape = _layer_input(lrule, refs, shape_of)
-            out = _freeze(lrule.infer(in_shape, lrule.resolve(layer.get("config", {}))), layer.get("trainable", True))
+                node_info = NodeInfo("layer", lrule.name, out.shape, out.trainable, out.non_trainable)
+            else:
+                sid = spec["shared"]
+                layer = shared[sid]
+                lrule = LAYERS[layer["layer"]]
+                subject = f"node `{nid}` (call of shared `{sid}`, {lrule.name}):"
+                in_shape = _layer_input(lrule, refs, shape_of)
+                config = lrule.resolve(layer.get("config", {}))
+                out = lrule.infer(in_shape, config)
+                dims = _weight_dims(lrule, in_shape, config, out.params)
+                out = _freeze(out, layer.get("trainable", True))
         except RuleError as exc:
             if kind == "model":
                 where = (*path, exc.key) if exc.key else (*path, "inputs")
@@ -222,26 +302,34 @@ def infer_shapes(
                 config_base = g.graph["shared_origins"].get(spec["shared"], ("shared", spec["shared"]))
             problems.append(_rule_problem(exc, path, subject, config_base))
             continue
+        if kind == "shared":
+            shared_calls[sid] = shared_calls.get(sid, 0) + 1
+            first = shared_weights.get(sid)
+            if first is None:
+                shared_weights[sid] = (out.trainable, out.non_trainable, nid, in_shape, dims)
+                node_info = NodeInfo("shared", lrule.name, out.shape, out.trainable, out.non_trainable, sid, 1)
+            elif (out.trainable, out.non_trainable) != first[:2] or dims != first[4]:
+                problems.append(
+                    Problem(
+                        (*path, "inputs"),
+                        f"node `{nid}` calls shared layer `{sid}` on an input its weights do not fit. "
+                        f"Received: {_fmt_input(in_shape)} here, "
+                        f"{_fmt_input(first[3])} at its first call `{first[2]}`",
+                        f"Keras builds `{sid}` at its first call for {_fmt_dims(first[4])}; "
+                        "feed every call the same there, or use separate layers",
+                        "shape",
+                    )
+                )
+                continue
+            else:
+                node_info = NodeInfo("shared", lrule.name, out.shape, 0, 0, sid, shared_calls[sid])
+        big = _size_problem(nid, path, kind, [out.shape, *out.extra])
+        if big:
+            problems.append(big)
+            continue
+        info[nid] = node_info
         if out.extra:
             g.graph["extras"][nid] = out.extra
-        shared_calls[sid] = shared_calls.get(sid, 0) + 1
-        first = shared_weights.get(sid)
-        if first is None:
-            shared_weights[sid] = (out.trainable, out.non_trainable, nid, in_shape)
-            info[nid] = NodeInfo("shared", lrule.name, out.shape, out.trainable, out.non_trainable, sid, 1)
-        elif (out.trainable, out.non_trainable) != first[:2]:
-            problems.append(
-                Problem(
-                    (*path, "inputs"),
-                    f"node `{nid}` calls shared layer `{sid}` on an input its weights do not fit. "
-                    f"Received: {_fmt_input(in_shape)} here, "
-                    f"{_fmt_input(first[3])} at its first call `{first[2]}`",
-                    "feed every call inputs of one shape, or use separate layers",
-                    "shape",
-                )
-            )
-        else:
-            info[nid] = NodeInfo("shared", lrule.name, out.shape, 0, 0, sid, shared_calls[sid])
 
     for ref in g.graph["outputs"].values():
         if ref.source.partition(".")[0] in info:
@@ -259,6 +347,10 @@ def infer_shapes(
                     "budget",
                 )
             )
+        elif models is None or len(models.stack) <= 1:  # a nested spec's weights count in the outermost one's
+            from .budget import memory_problems
+
+            problems.extend(memory_problems(info, g, models.max_memory if models else None))
     if problems:
         raise ShapeError(problems, file=file)
     return info

@@ -9,10 +9,13 @@ is written back to stderr, so warnings and errors still reach the user.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
 import tempfile
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 _NOISE = re.compile(
@@ -28,7 +31,46 @@ _NOISE = re.compile(
     r"|TF-TRT Warning"
 )
 
+#: Python warnings Keras raises that say nothing fusec has not said better, and why they are dropped.
+HARMLESS_WARNINGS: tuple[tuple[str, str], ...] = (
+    (
+        r"Layer '.*' \(of type .*\) was passed an input with a mask attached to it",
+        "fusec's own check reports a dropped padding mask as a `warning:` with the node's JSON path",
+    ),
+)
+_HARMLESS = re.compile("|".join(f"(?:{pattern})" for pattern, _ in HARMLESS_WARNINGS))
+
 _keras: Any = None
+
+
+@contextlib.contextmanager
+def keras_warnings() -> Iterator[list[str]]:
+    """Catch the Python warnings raised inside (Keras's ``UserWarning`` lines) and report them as fusec does.
+
+    Warnings in HARMLESS_WARNINGS are dropped; every other one is printed
+    once, when the block ends without an error, as one ``warning: keras:
+    ...`` line on stderr (control characters escaped, new lines joined), so
+    no raw ``warnings.warn`` output with its source line reaches the user. On
+    an error only the error is reported. The filters in force (``-W``,
+    ``PYTHONWARNINGS``) still decide which warnings are raised at all.
+
+    Yields:
+        The lines printed on exit (filled in when the block ends).
+    """
+    from .errors import MAX_MESSAGE, printable
+
+    printed: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        yield printed  # a failure propagates: its error is what the user needs, not these
+    seen: set[str] = set()
+    for w in caught:
+        text = " ".join(str(w.message).split())
+        if not text or _HARMLESS.search(text) or text in seen:
+            continue
+        seen.add(text)
+        line = f"warning: keras: {printable(text, MAX_MESSAGE)}"
+        printed.append(line)
+        print(line, file=sys.stderr)
 
 
 def quiet_environment() -> None:

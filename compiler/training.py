@@ -19,11 +19,9 @@ from typing import Any
 import networkx as nx
 
 from .errors import PathPart, Problem
-from .shapes import NodeInfo, output_shape
-
-#: Layers whose output has the element type of their input (they move values, never compute on them).
-KEEPS_DTYPE = frozenset({"Reshape", "Flatten", "Permute", "RepeatVector", "Cropping2D", "ZeroPadding2D"})
-INTEGER_DTYPES = frozenset({"int32", "int64", "uint8"})
+from .layers import LAYERS
+from .rules import FLOAT_DTYPES, INTEGER_DTYPES
+from .shapes import NodeInfo, output_shape, port_index
 
 #: How a layer treats a padding mask on its input (Keras's ``supports_masking``
 #: and ``compute_mask``; tests/test_training.py checks the table against Keras):
@@ -76,14 +74,45 @@ def _config_path(g: nx.DiGraph, nid: str) -> tuple[PathPart, ...]:
 
 
 def _dtype(g: nx.DiGraph, nid: str, info: Mapping[str, NodeInfo], dtypes: Mapping[str, str]) -> str:
+    """The element type of a node's output at run time (what the served model really gives)."""
     attrs = g.nodes[nid]
     if attrs["kind"] == "input":
         return info[nid].op
     layer, _ = _layer_of(g, nid)
     refs = attrs["refs"]
-    if layer in KEEPS_DTYPE and refs:
-        return dtypes.get(refs[0].source.partition(".")[0], "float32")
+    if layer is not None and LAYERS[layer].dtypes == "keep" and refs:
+        given = dtypes.get(port_index(refs[0].source)[0], "float32")
+        return "float32" if given in FLOAT_DTYPES else given  # Keras casts every float input to float32
     return "float32"  # every other layer computes in Keras's default float type
+
+
+def _dtype_problem(g: nx.DiGraph, nid: str, sources: list[str], dtypes: Mapping[str, str]) -> Problem | None:
+    """A node fed values of a type it cannot take (see ``rules.DTYPE_RULES``)."""
+    attrs = g.nodes[nid]
+    layer, _ = _layer_of(g, nid)
+    if layer is not None:
+        rule = LAYERS[layer].dtypes
+        if rule == "ids":
+            bad = next((s for s in sources if dtypes[s] not in INTEGER_DTYPES), None)
+            return _float_ids(g, nid, bad, dtypes[bad]) if bad else None
+        if rule in ("number", "keep"):
+            return None
+        subject = f"node `{nid}` ({layer}) computes on floating-point values"
+    elif attrs["kind"] == "merge":
+        subject = f"merge `{nid}` ({attrs['spec']['merge']}) combines floating-point values"
+    else:
+        return None  # a sub-model's own inputs say what they take
+    bad = next((s for s in sources if dtypes[s] not in FLOAT_DTYPES), None)
+    if bad is None:
+        return None
+    return Problem(
+        (*attrs["path"], "inputs"),
+        f"{subject}, but `{bad}` gives {dtypes[bad]} values: Keras builds it, then fails when the model is "
+        "called or served",
+        "make floats first: a Rescaling layer (pixels: scale 0.00392156862745098), a Dense layer, or an "
+        'Embedding for ids; or declare the input "dtype": "float32"',
+        "dtype",
+    )
 
 
 def _mask_origin(g: nx.DiGraph, nid: str, carried: str | None) -> str | None:
@@ -129,12 +158,13 @@ def training_problems(
     masks: dict[str, str | None] = {}  # node -> the Embedding whose mask rides on its output
     for nid in order:
         attrs = g.nodes[nid]
-        sources = [r.source.partition(".")[0] for r in attrs["refs"]]
+        sources = [port_index(r.source)[0] for r in attrs["refs"]]
         if nid not in info or any(s not in dtypes for s in sources):
             continue  # no shape (its own problem, or an upstream one, is reported): nothing to say
         layer, config = _layer_of(g, nid)
-        if layer == "Embedding" and sources and dtypes[sources[0]] not in INTEGER_DTYPES:
-            problems.append(_float_ids(g, nid, sources[0], dtypes[sources[0]]))
+        wrong_type = _dtype_problem(g, nid, sources, dtypes)
+        if wrong_type is not None:
+            problems.append(wrong_type)
         carried = next((m for m in (masks.get(s) for s in sources) if m), None)
         if carried is not None and attrs["kind"] in ("layer", "shared") and layer not in MASKING:
             problems.append(_mask_dropped(g, nid, layer or "", carried))
@@ -144,12 +174,12 @@ def training_problems(
         masks[nid] = _mask_origin(g, nid, carried)
     if output_check is not None:
         for name, ref in g.graph["outputs"].items():
-            node, _, port = ref.source.partition(".")
+            node, index = port_index(ref.source)
             ports = 1 + len(g.graph["extras"].get(node, ()))
-            if node not in info or name not in outputs or (port and not (port.isdigit() and int(port) < ports)):
+            if node not in info or name not in outputs or index is None or index >= ports:
                 continue  # no shape, or a port that does not exist: reported already
-            # The producing layer says which activation ends the output; a port (an RNN's state) ends in none known.
-            layer, config = _layer_of(g, node) if not port else (None, {})
+            # The producing layer says which activation ends the output; a state (`enc.1`) ends in none known.
+            layer, config = _layer_of(g, node) if index == 0 else (None, {})
             shape = output_shape(info, g, ref.source)
             problems.extend(output_check(name, outputs[name], shape, layer, config))
     return problems
@@ -158,7 +188,7 @@ def training_problems(
 def _float_ids(g: nx.DiGraph, nid: str, source: str, dtype: str) -> Problem:
     origin = source
     while g.nodes[origin]["kind"] != "input" and g.nodes[origin]["refs"]:
-        origin = g.nodes[origin]["refs"][0].source.partition(".")[0]
+        origin = port_index(g.nodes[origin]["refs"][0].source)[0]
     fix = (
         f'declare the input as integer ids: "inputs": {{"{origin}": {{..., "dtype": "int32"}}}}'
         if g.nodes[origin]["kind"] == "input"

@@ -138,3 +138,68 @@ def test_static_counts_equal_keras(path: Path, keras: Any) -> None:
     for nid, info in checked.info.items():
         if info.kind in ("layer", "merge"):
             assert tuple(model.get_layer(nid).output.shape) == info.shape, nid
+
+
+# --- deep graphs: Keras recurses once per layer -----------------------------------------
+
+
+def _depth(n: int) -> int:
+    return 0 if n == 0 else 1 + _depth(n - 1)
+
+
+def test_deep_recursion_gives_room_and_restores_the_limit() -> None:
+    import sys
+
+    from fusec.build import deep_recursion, run_deep
+
+    before = sys.getrecursionlimit()
+    with pytest.raises(RecursionError):
+        _depth(before + 100)
+    with deep_recursion(5_000):
+        assert _depth(5_000) == 5_000
+    assert sys.getrecursionlimit() == before
+    assert run_deep(lambda: _depth(5_000), 5_000) == 5_000
+    assert sys.getrecursionlimit() == before
+    with pytest.raises(ZeroDivisionError):
+        run_deep(lambda: 1 // 0, 10)
+
+
+def _chain(n: int) -> dict[str, Any]:
+    nodes = {
+        f"a{i}": {"layer": "Activation", "config": {"activation": "relu"}, "inputs": f"a{i - 1}" if i else "x"}
+        for i in range(n)
+    }
+    return spec(inputs={"x": {"shape": [4]}}, nodes=nodes, outputs={"y": {"from": f"a{n - 1}"}})
+
+
+@pytest.mark.slow
+def test_a_chain_deeper_than_pythons_limit_builds_and_saves(tmp_path: Path, keras: Any) -> None:
+    """1,500 layers: past the ~900 Keras reaches with Python's default limit of 1,000, on build and on save."""
+    from fusec.build import deep_recursion
+    from fusec.save import save_artifacts
+
+    checked = check_spec(write(tmp_path, _chain(1_500)))
+    keras.backend.clear_session()
+    model = build_model(checked)
+    assert len(model.layers) == 1_502  # the input, 1,500 Activations and the output's Identity
+    with deep_recursion(len(checked.order)):
+        art = save_artifacts(model, checked, tmp_path / "out")
+    assert (art.root / "saved_model" / "saved_model.pb").is_file()
+    y = model([np.full((2, 4), -1.0, "float32")])
+    assert float(np.abs(np.asarray(y["y"])).sum()) == 0.0
+
+
+@pytest.mark.slow
+def test_dot_zero_references_build(tmp_path: Path, keras: Any) -> None:
+    """`x.0` and `h.0` resolve to the tensors `x` and `h`, in build as in check."""
+    doc = spec(
+        nodes={
+            "h": {"layer": "Dense", "config": {"units": 4}, "inputs": "x.0"},
+            "y": {"layer": "Dense", "config": {"units": 1}, "inputs": "h.0"},
+        },
+        outputs={"y": {"from": "y"}, "hidden": {"from": "h.0"}},
+    )
+    keras.backend.clear_session()
+    model = build_model(check_spec(write(tmp_path, doc)))
+    assert model.output_names == ["y", "hidden"]
+    assert model.get_layer("y").input is model.get_layer("h").output

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,15 @@ BLOCK_FUSEC = textwrap.dedent(
     sys.meta_path.insert(0, _Block())
     """
 )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A private folder for fusec's ownership key (never the user's own), for the module's compiles."""
+    folder = tmp_path_factory.mktemp("state")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FUSEC_STATE_DIR", str(folder))
+        yield folder
 
 
 def run(*args: str) -> Any:
@@ -156,16 +166,6 @@ def test_console_script_is_quiet_and_prints_location(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     assert f"SavedModel: {out / 'saved_model'}" in proc.stdout
-
-
-@pytest.fixture(scope="module")
-def no_tf(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A PYTHONPATH entry that makes TensorFlow and Keras unimportable."""
-    shim = tmp_path_factory.mktemp("no_tf")
-    for mod in ("tensorflow", "keras"):
-        (shim / mod).mkdir()
-        (shim / mod / "__init__.py").write_text(f"raise ImportError('{mod} is blocked in this test')\n")
-    return shim
 
 
 @pytest.mark.parametrize("command", ["check", "summary"])
@@ -299,6 +299,73 @@ def test_usage_errors_exit_2(args: list[str]) -> None:
     proc = subprocess.run([sys.executable, "-m", "fusec.cli", *args], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+BAD_VALUES = [
+    ("timeout-inf", ["render", "S", "--timeout", "inf"], "more than 0 and at most 86400"),
+    ("timeout-nan", ["render", "S", "--timeout", "nan"], "more than 0 and at most 86400"),
+    ("timeout-negative", ["render", "S", "--timeout", "-1"], "more than 0 and at most 86400"),
+    ("timeout-zero", ["render", "S", "--timeout", "0"], "more than 0 and at most 86400"),
+    ("timeout-overflow", ["render", "S", "--timeout", "1e400"], "more than 0 and at most 86400"),
+    ("timeout-word", ["render", "S", "--timeout", "soon"], "more than 0 and at most 86400"),
+    ("allow-dir-empty-check", ["check", "S", "--allow-dir", ""], "would allow the current folder"),
+    ("allow-dir-empty-compile", ["compile", "S", "--allow-dir", ""], "would allow the current folder"),
+    ("allow-dir-empty-render", ["render", "S", "--allow-dir", ""], "would allow the current folder"),
+    ("allow-dir-empty-summary", ["summary", "S", "--allow-dir", "x", "--allow-dir", ""], "would allow the current"),
+    ("output-empty-compile", ["compile", "S", "-o", ""], "an empty path is not a folder"),
+    ("output-empty-render", ["render", "S", "-o", ""], "is not a file name"),
+    ("output-folder-render", ["render", "S", "-o", "out/"], "is not a file name"),
+]
+
+
+@pytest.mark.parametrize(("args", "fragment"), [b[1:] for b in BAD_VALUES], ids=[b[0] for b in BAD_VALUES])
+def test_bad_option_values_are_usage_errors(tmp_path: Path, args: list[str], fragment: str) -> None:
+    """Exit 2 with the valid range or the reason, before anything is read or written."""
+    good = write(tmp_path, spec(), "good.json")
+    argv = [str(good) if a == "S" else a for a in args]
+    proc = subprocess.run(
+        [sys.executable, "-m", "fusec.cli", *argv], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert fragment in proc.stderr and "Traceback" not in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["good.json"]
+
+
+def test_a_name_too_long_for_the_file_system_blames_the_name(tmp_path: Path) -> None:
+    """`out/<name>` and `<name>.keras` come from the spec's file name when it has no `name`."""
+    from types import SimpleNamespace
+
+    from fusec.cli import _output_path
+    from fusec.errors import OutputError
+
+    derived = SimpleNamespace(name="n" * 252, doc={})
+    with pytest.raises(OutputError) as exc:
+        _output_path(derived, "all")
+    message = exc.value.problems[0].message + " (" + exc.value.problems[0].hint + ")"
+    assert f"the archive name `{'n' * 252}.keras` (from the spec's file name, as the spec has no `name`)" in message
+    assert "258 bytes" in message and "rename the file" in message and "--format savedmodel" in message
+    assert _output_path(derived, "savedmodel") == Path("out") / ("n" * 252)
+    with pytest.raises(OutputError, match="default output name"):
+        _output_path(SimpleNamespace(name="n" * 256, doc={}), "savedmodel")
+    with pytest.raises(OutputError, match="archive name"):  # -o does not shorten the archive's name
+        _output_path(SimpleNamespace(name="n" * 252, doc={"name": "x"}), "keras", tmp_path / "o")
+    assert _output_path(SimpleNamespace(name="n" * 64, doc={}), "all", tmp_path / "o") == tmp_path / "o"
+
+
+def test_compile_with_a_long_file_name_never_fails_on_the_file_system(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 250-character file name and no `name`: a shortened model name, or a clean error naming the name."""
+    long = write(tmp_path, {k: v for k, v in spec().items() if k != "name"}, "n" * 250 + ".json")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["compile", str(long)])
+    assert "File name too long" not in result.output and "Traceback" not in result.output
+    if result.exit_code == 0:
+        (made,) = (tmp_path / "out").iterdir()
+        assert (made / f"{made.name}.keras").is_file() and len(made.name) < 250
+    else:
+        assert result.exit_code == 1 and "name" in result.stderr, result.output
+        assert sorted(p.name for p in tmp_path.iterdir()) == [long.name]
 
 
 def test_version_and_schema() -> None:

@@ -330,3 +330,34 @@ def test_attention_key_value_lengths(tmp_path: Path) -> None:
     doc = seq2seq(attn={"inputs": {"query": "dec", "value": "dec", "key": "src"}})
     with pytest.raises(ShapeError, match=r"needs query and key of one feature size|key and value of one length"):
         check_spec(write(tmp_path, doc))
+
+
+def test_weights_archive_must_fit_the_spec(tmp_path: Path) -> None:
+    """A spec sub-model's weights file is inspected at check time: another model's weights are refused."""
+    for name in ("text_classifier.json", "image_classifier.keras"):
+        (tmp_path / name).write_bytes((SPECS / "parts" / name).read_bytes())
+    doc = spec(
+        inputs={"t": {"shape": [24], "dtype": "int32"}},
+        nodes={"y": {"model": "text_classifier.json", "weights": "image_classifier.keras", "inputs": "t"}},
+    )
+    with pytest.raises(ShapeError) as info:
+        check_spec(write(tmp_path, doc))
+    (problem,) = info.value.problems
+    assert problem.jsonpath == "$.nodes.y.weights"
+    assert "holds 597 weight values in 3 layers; the sub-model's spec has 16,085 in 2" in problem.message
+
+
+def test_sequential_archive_is_fed_by_one_id(tmp_path: Path) -> None:
+    """A Sequential archive has one input, named after its InputLayer: `"inputs": "x"` feeds it."""
+    from test_corpus_archives import archive, dense, dense_weights, input_layer, weights_h5
+
+    seq = {
+        "module": "keras",
+        "class_name": "Sequential",
+        "config": {"name": "seq", "layers": [input_layer("feat", [8]), {**dense("d", 3, "x", 8), "inbound_nodes": []}]},
+    }
+    archive(tmp_path / "seq.keras", seq, weights_h5(dense_weights(8, 3)))
+    checked = check_spec(write(tmp_path, spec(nodes={"y": {"model": "seq.keras", "inputs": "x"}})))
+    assert checked.info["y"].shape == (None, 3) and checked.info["y"].params == 27
+    sub = checked.graph.graph["submodels"]["y"][0]
+    assert list(sub.inputs) == ["feat"] and list(sub.outputs) == ["d"]

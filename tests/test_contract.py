@@ -219,3 +219,18 @@ def test_summary_and_render_follow_the_spec(tmp_path: Path) -> None:
         if line.startswith("  o") and "<B>" in line
     ]
     assert drawn == ["price", "category", "clicked"]  # output boxes o0, o1, o2
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    [b"[" * 100_000 + b"]" * 100_000, b'{"name": "' + b"x" * (2 << 20) + b'"}', b"\xff\xfe", b"[1, 2]"],
+    ids=["deeply_nested", "over_1_MiB", "not_utf8", "not_an_object"],
+)
+def test_load_model_refuses_a_hostile_manifest_cleanly(tmp_path: Path, manifest: bytes) -> None:
+    """A folder's fusec.json is data: any content gives the clean OutputError, never a crash."""
+    import fusec
+    from fusec.errors import OutputError
+
+    (tmp_path / "fusec.json").write_bytes(manifest)
+    with pytest.raises(OutputError, match="not a fusec compile output"):
+        fusec.load_model(tmp_path)

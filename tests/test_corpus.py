@@ -1,6 +1,6 @@
 """Hostile and broken specs: every one ends in a clean error, fast, with nothing run or written.
 
-The corpus is ``tests/corpus/``: one file per case and ``cases.json`` saying,
+The corpus is ``tests/corpus/``: one file per case and ``cases*.json`` tables saying,
 for each, the exit code, the JSON path and a fragment of the message it must
 produce. Cases that need a generated file (a 5,000-digit integer, 100,000
 brackets, a file over the size limit, folders, links, FIFOs, crafted ``.keras``
@@ -13,113 +13,54 @@ must: exit as expected, print only ``error:`` lines naming the file, the JSON
 path and the fragment, validate against ``schemas/fusec-errors.schema.json``
 with ``--json``, and leave the working folder exactly as it was. A
 representative subset also runs as ``fusec check`` in a subprocess in which
-TensorFlow and Keras cannot be imported, and must answer in under 2 seconds.
+TensorFlow and Keras cannot be imported. How check time grows with a
+spec's size is tested in tests/test_growth.py.
 """
 
 from __future__ import annotations
 
 import ast
-import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 import zipfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
+from corpus_kit import COMMANDS, CORPUS, Case, committed_cases, run_case, spec, write
 
 from conftest import ROOT
-from fusec.cli import cli
 from fusec.errors import printable
-from helpers import BASE
 
-CORPUS = Path(__file__).resolve().parent / "corpus"
-ERRORS_SCHEMA = ROOT / "schemas" / "fusec-errors.schema.json"
-COMMANDS = ("check", "compile", "render")
-STATIC_LIMIT_S = 2.0
 #: corpus files that are not cases themselves (a valid sub-spec some cases point at)
-HELPERS = {"cases.json", "sub_ok.json"}
+HELPERS = {"sub_ok.json"}
 
-
-@dataclass(frozen=True)
-class Case:
-    """One broken spec and what fusec must answer."""
-
-    id: str
-    file: Path
-    exit: int
-    path: str | None
-    fragment: str
-    code: str | None = None
-    commands: tuple[str, ...] = COMMANDS
-    args: tuple[str, ...] = ()
-    out_args: tuple[str, ...] = ()  # replaces the default -o for compile and render
-    keep: tuple[Path, ...] = field(default_factory=tuple)  # paths that must stay byte-identical
-
-
-def _committed() -> list[Case]:
-    table = json.loads((CORPUS / "cases.json").read_text(encoding="utf-8"))
-    return [
-        Case(
-            c["id"],
-            CORPUS / c["file"],
-            c["exit"],
-            c["path"],
-            c["fragment"],
-            c.get("code"),
-            tuple(c.get("commands", COMMANDS)),
-            tuple(c.get("args", ())),
-        )
-        for c in table
-    ]
-
-
-CASES = _committed()
+CASES = committed_cases()
 BY_ID = {c.id: c for c in CASES}
 
 
 # --- generated cases ----------------------------------------------------------
 
 
-def _write(path: Path, doc: Any) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(doc, bytes):
-        path.write_bytes(doc)
-    else:
-        path.write_text(doc if isinstance(doc, str) else json.dumps(doc), encoding="utf-8")
-    return path
-
-
-def _spec(**sections: Any) -> dict[str, Any]:
-    doc = json.loads(json.dumps(BASE))
-    doc.update(sections)
-    return doc
-
-
 def _huge_int(tmp: Path) -> Case:
-    text = json.dumps(_spec(seed=7)).replace('"seed": 7', '"seed": ' + "9" * 5000)
-    return Case("huge_int", _write(tmp / "huge_int.json", text), 1, "$.seed", "5000 digits", "json")
+    text = json.dumps(spec(seed=7)).replace('"seed": 7', '"seed": ' + "9" * 5000)
+    return Case("huge_int", write(tmp / "huge_int.json", text), 1, "$.seed", "5000 digits", "json")
 
 
 def _brackets(tmp: Path) -> Case:
-    f = _write(tmp / "brackets.json", "[" * 100_000 + "]" * 100_000)
+    f = write(tmp / "brackets.json", "[" * 100_000 + "]" * 100_000)
     return Case("brackets_100k", f, 1, "$", "nesting is deeper than 64 levels", "json")
 
 
 def _oversize(tmp: Path) -> Case:
     from fusec.load import MAX_BYTES
 
-    text = json.dumps(_spec(doc="x" * MAX_BYTES))
-    return Case("oversize", _write(tmp / "big.json", text), 1, "$", f"the limit is {MAX_BYTES:,}", "limit")
+    text = json.dumps(spec(doc="x" * MAX_BYTES))
+    return Case("oversize", write(tmp / "big.json", text), 1, "$", f"the limit is {MAX_BYTES:,}", "limit")
 
 
 def _missing(tmp: Path) -> Case:
@@ -137,13 +78,13 @@ def _fifo(tmp: Path) -> Case:
 
 
 def _many_values(tmp: Path) -> Case:
-    f = _write(tmp / "values.json", json.dumps(_spec(doc=[0] * 300_000)))
+    f = write(tmp / "values.json", json.dumps(spec(doc=[0] * 300_000)))
     return Case("many_values", f, 1, "$", "more than 250,000 JSON values", "limit")
 
 
 def _many_nodes(tmp: Path) -> Case:
     nodes = {f"n{i}": {"layer": "Flatten", "inputs": "x"} for i in range(20_001)}
-    f = _write(tmp / "nodes.json", json.dumps(_spec(nodes=nodes)))
+    f = write(tmp / "nodes.json", json.dumps(spec(nodes=nodes)))
     return Case("many_nodes", f, 1, "$.nodes", "`nodes` has 20,001 entries; the limit is 20,000", "limit")
 
 
@@ -156,8 +97,8 @@ def _block_bomb(tmp: Path) -> Case:
         nodes: dict[str, Any] = {f"i{j}": {"block": f"b{i - 1}", "inputs": "x"} for j in range(10)}
         nodes["m"] = {"merge": "add", "inputs": [f"i{j}" for j in range(10)]}
         blocks[f"b{i}"] = {"inputs": ["x"], "nodes": nodes, "outputs": {"o": "m"}}
-    doc = _spec(blocks=blocks, nodes={"y": {"block": "b8", "inputs": "x"}})
-    f = _write(tmp / "block_bomb.json", doc)
+    doc = spec(blocks=blocks, nodes={"y": {"block": "b8", "inputs": "x"}})
+    f = write(tmp / "block_bomb.json", doc)
     return Case("block_bomb", f, 1, "$.nodes", "expanding the blocks gives more than 20,000 nodes", "limit")
 
 
@@ -171,11 +112,54 @@ def _submodel_bomb(tmp: Path) -> Case:
             nodes = {f"m{j}": {"model": f"s{i - 1}.json", "inputs": "x"} for j in range(10)}
             nodes["a"] = {"merge": "add", "inputs": [f"m{j}" for j in range(10)]}
             out = "a"
-        _write(
-            tmp / "bomb" / f"s{i}.json", _spec(inputs={"x": {"shape": [2]}}, nodes=nodes, outputs={"y": {"from": out}})
+        write(
+            tmp / "bomb" / f"s{i}.json", spec(inputs={"x": {"shape": [2]}}, nodes=nodes, outputs={"y": {"from": out}})
         )
     f = tmp / "bomb" / "s6.json"
     return Case("submodel_bomb", f, 1, "$.nodes.m0.model", "more than 20,000 nodes in all", "model")
+
+
+def _growth_spec(name: str, n: int, **changes: Any) -> dict[str, Any]:
+    from test_growth import SPECS
+
+    doc = SPECS[name][0](n)
+    doc.update(changes)
+    return doc
+
+
+def _port_reexports(tmp: Path) -> Case:
+    """Twelve levels of blocks re-exporting four ports (once 66 s), with an output naming a fifth port."""
+    doc = _growth_spec("nested_port_reexports", 4, outputs={"y": {"from": "t.o9", "loss": "mse"}})
+    f = write(tmp / "port_reexports.json", doc)
+    return Case("port_reexports", f, 1, "$.outputs.y.from", "block instance `t` has no output `o9`", "reference")
+
+
+def _many_dangling(tmp: Path) -> Case:
+    """3,000 references to ids that do not exist (once 41 s of suggestions)."""
+    f = write(tmp / "many_dangling.json", _growth_spec("dangling_references", 3000))
+    return Case("many_dangling", f, 1, "$.nodes.n2999.inputs", "no node or input named `zz2999`", "reference")
+
+
+def _many_missing_shared(tmp: Path) -> Case:
+    f = write(tmp / "many_missing_shared.json", _growth_spec("missing_shared_layers", 3000))
+    return Case("many_missing_shared", f, 1, "$.nodes.n2999.shared", "no shared layer named `t2999`", "reference")
+
+
+def _many_dangling_in_block(tmp: Path) -> Case:
+    f = write(tmp / "many_dangling_in_block.json", _growth_spec("references_inside_a_block", 3000))
+    path = "$.blocks.b.nodes.n7.inputs"
+    return Case("many_dangling_in_block", f, 1, path, "no node or input named `zz7`", "reference")
+
+
+def _many_mistyped(tmp: Path) -> Case:
+    """19,999 mistyped layers: the first ones explained, every one named."""
+    f = write(tmp / "many_mistyped.json", _growth_spec("mistyped_layers", 19_999))
+    return Case("many_mistyped", f, 1, "$.nodes.n19998", "does not match the schema", "schema")
+
+
+def _long_cycle_5000(tmp: Path) -> Case:
+    f = write(tmp / "long_cycle_5000.json", _growth_spec("one_long_cycle", 5000))
+    return Case("long_cycle_5000", f, 1, "$.nodes.n0.inputs", "cycle", "cycle")
 
 
 def _symlink_escape(tmp: Path) -> Case:
@@ -185,8 +169,8 @@ def _symlink_escape(tmp: Path) -> Case:
     spec_dir = tmp / "spec"
     spec_dir.mkdir()
     (spec_dir / "link.keras").symlink_to(outside)
-    doc = _spec(inputs={"x": {"shape": [32, 32, 3]}}, nodes={"y": {"model": "link.keras", "inputs": "x"}})
-    f = _write(spec_dir / "symlink.json", doc)
+    doc = spec(inputs={"x": {"shape": [32, 32, 3]}}, nodes={"y": {"model": "link.keras", "inputs": "x"}})
+    f = write(spec_dir / "symlink.json", doc)
     return Case("symlink_escape", f, 1, "$.nodes.y.model", "leaves the spec's folder", "model")
 
 
@@ -195,8 +179,8 @@ def _symlinked_folder_escape(tmp: Path) -> Case:
     shutil.copy(ROOT / "specs" / "parts" / "image_classifier.keras", tmp / "outside" / "real.keras")
     (tmp / "spec").mkdir()
     (tmp / "spec" / "models").symlink_to(tmp / "outside", target_is_directory=True)
-    doc = _spec(inputs={"x": {"shape": [32, 32, 3]}}, nodes={"y": {"model": "models/real.keras", "inputs": "x"}})
-    f = _write(tmp / "spec" / "folder_link.json", doc)
+    doc = spec(inputs={"x": {"shape": [32, 32, 3]}}, nodes={"y": {"model": "models/real.keras", "inputs": "x"}})
+    f = write(tmp / "spec" / "folder_link.json", doc)
     return Case("symlinked_folder_escape", f, 1, "$.nodes.y.model", "leaves the spec's folder", "model")
 
 
@@ -237,8 +221,8 @@ _LAMBDA = {
 
 
 def _keras_case(cid: str, archive: Path, fragment: str) -> Case:
-    doc = _spec(inputs={"x": {"shape": [32, 32, 3]}}, nodes={"y": {"model": archive.name, "inputs": "x"}})
-    f = _write(archive.parent / f"{cid}.json", doc)
+    doc = spec(inputs={"x": {"shape": [32, 32, 3]}}, nodes={"y": {"model": archive.name, "inputs": "x"}})
+    f = write(archive.parent / f"{cid}.json", doc)
     return Case(cid, f, 1, "$.nodes.y.model", fragment, "model")
 
 
@@ -277,7 +261,7 @@ def _custom_object_keras(tmp: Path) -> Case:
 
 
 def _not_zip_keras(tmp: Path) -> Case:
-    archive = _write(tmp / "spec" / "fake.keras", b"\x7fELF\x02\x01\x01" + b"\x00" * 100)
+    archive = write(tmp / "spec" / "fake.keras", b"\x7fELF\x02\x01\x01" + b"\x00" * 100)
     return _keras_case("keras_not_a_zip", archive, "is not a readable .keras archive")
 
 
@@ -307,18 +291,18 @@ def _zip_bomb_keras(tmp: Path) -> Case:
 
 def _non_utf8_name(tmp: Path) -> Case:
     name = os.fsdecode(b"spec-\xff.json")
-    f = _write(tmp / name, b"{nope")
+    f = write(tmp / name, b"{nope")
     return Case("non_utf8_file_name", f, 1, "$", "not valid JSON", "json")
 
 
-def _base_spec(tmp: Path, name: str = "good.json") -> Path:
-    return _write(tmp / name, _spec())
+def _basespec(tmp: Path, name: str = "good.json") -> Path:
+    return write(tmp / name, spec())
 
 
 def _out_is_file(tmp: Path) -> Case:
-    out = _write(tmp / "out", "precious\n")
+    out = write(tmp / "out", "precious\n")
     return Case(
-        "output_is_a_file", _base_spec(tmp), 1, "$", "exists and is not a folder", "output",
+        "output_is_a_file", _basespec(tmp), 1, "$", "exists and is not a folder", "output",
         ("compile",), out_args=("-o", str(out)), keep=(out,),
     )  # fmt: skip
 
@@ -328,7 +312,7 @@ def _out_unwritable(tmp: Path) -> Case:
     ro.mkdir()
     ro.chmod(0o555)
     return Case(
-        "output_folder_unwritable", _base_spec(tmp), 1, "$", "is not writable", "output",
+        "output_folder_unwritable", _basespec(tmp), 1, "$", "is not writable", "output",
         ("compile",), out_args=("-o", str(ro / "model")),
     )  # fmt: skip
 
@@ -338,16 +322,16 @@ def _out_unwritable_deep(tmp: Path) -> Case:
     ro.mkdir()
     ro.chmod(0o555)
     return Case(
-        "output_parent_missing_unwritable", _base_spec(tmp), 1, "$", "is not writable", "output",
+        "output_parent_missing_unwritable", _basespec(tmp), 1, "$", "is not writable", "output",
         ("compile",), out_args=("-o", str(ro / "a" / "b" / "model")),
     )  # fmt: skip
 
 
 def _out_foreign(tmp: Path) -> Case:
     home = tmp / "home"
-    notes = _write(home / "notes.txt", "do not delete\n")
+    notes = write(home / "notes.txt", "do not delete\n")
     return Case(
-        "output_foreign_folder", _base_spec(tmp), 1, "$", "non-empty folder that fusec did not write", "output",
+        "output_foreign_folder", _basespec(tmp), 1, "$", "non-empty folder that fusec did not write", "output",
         ("compile",), out_args=("-o", str(home)), keep=(notes,),
     )  # fmt: skip
 
@@ -355,28 +339,28 @@ def _out_foreign(tmp: Path) -> Case:
 def _out_fake_manifest(tmp: Path) -> Case:
     """A folder holding some other tool's fusec.json is still not fusec's output."""
     home = tmp / "home"
-    fake = _write(home / "fusec.json", "not a manifest\n")
-    other = _write(home / "thesis.tex", "months of work\n")
+    fake = write(home / "fusec.json", "not a manifest\n")
+    other = write(home / "thesis.tex", "months of work\n")
     return Case(
-        "output_fake_manifest", _base_spec(tmp), 1, "$", "non-empty folder that fusec did not write", "output",
+        "output_fake_manifest", _basespec(tmp), 1, "$", "non-empty folder that fusec did not write", "output",
         ("compile",), out_args=("-o", str(home)), keep=(fake, other),
     )  # fmt: skip
 
 
 def _out_under_file(tmp: Path) -> Case:
-    f = _write(tmp / "plain", "x\n")
+    f = write(tmp / "plain", "x\n")
     return Case(
-        "output_parent_is_a_file", _base_spec(tmp), 1, "$", "is not a folder", "output",
+        "output_parent_is_a_file", _basespec(tmp), 1, "$", "is not a folder", "output",
         ("compile",), out_args=("-o", str(f / "model")), keep=(f,),
     )  # fmt: skip
 
 
 def _out_symlink(tmp: Path) -> Case:
     target = tmp / "elsewhere"
-    kept = _write(target / "keep.txt", "x\n")
+    kept = write(target / "keep.txt", "x\n")
     (tmp / "link").symlink_to(target, target_is_directory=True)
     return Case(
-        "output_is_a_symlink", _base_spec(tmp), 1, "$", "exists and is not a folder", "output",
+        "output_is_a_symlink", _basespec(tmp), 1, "$", "exists and is not a folder", "output",
         ("compile",), out_args=("-o", str(tmp / "link")), keep=(kept,),
     )  # fmt: skip
 
@@ -384,12 +368,18 @@ def _out_symlink(tmp: Path) -> Case:
 def _render_out_is_folder(tmp: Path) -> Case:
     (tmp / "diagram.dot").mkdir()  # dot: no Graphviz needed to reach the write
     return Case(
-        "render_output_is_a_folder", _base_spec(tmp), 1, "$", "is a folder", "output",
+        "render_output_is_a_folder", _basespec(tmp), 1, "$", "is a folder", "output",
         ("render",), out_args=("-o", str(tmp / "diagram.dot")),
     )  # fmt: skip
 
 
 GENERATED: list[Callable[[Path], Case]] = [
+    _port_reexports,
+    _many_dangling,
+    _many_missing_shared,
+    _many_dangling_in_block,
+    _many_mistyped,
+    _long_cycle_5000,
     _huge_int,
     _brackets,
     _oversize,
@@ -422,7 +412,7 @@ GENERATED: list[Callable[[Path], Case]] = [
 ]
 GENERATED_IDS = [g.__name__.lstrip("_") for g in GENERATED]
 
-#: cases also run as a real `fusec check` process without TensorFlow, timed
+#: cases also run as a real `fusec check` process without TensorFlow
 SUBPROCESS = [
     "not_json", "binary_png", "duplicate_config_key", "nan", "wrong_version", "unknown_top_key",
     "units_1e12", "lambda_layer", "dotted_os_system", "remote_ref_node", "self_loop", "long_cycle",
@@ -433,119 +423,6 @@ SUBPROCESS_GENERATED = [
     _huge_int, _brackets, _oversize, _missing, _directory, _fifo, _many_values, _many_nodes, _block_bomb,
     _submodel_bomb, _symlink_escape, _lambda_keras, _deep_keras, _zip_bomb_keras,
 ]  # fmt: skip
-
-
-# --- running a case -------------------------------------------------------------
-
-
-@pytest.fixture
-def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
-    """Any attempt to open a connection or resolve a name fails the test."""
-    attempts: list[Any] = []
-
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        attempts.append(args)
-        raise AssertionError(f"fusec tried to reach the network: {args!r}")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    yield attempts
-    assert attempts == []
-
-
-@pytest.fixture
-def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private system temp folder, so staging folders a case might leave are seen."""
-    tmp = tmp_path / "systemp"
-    tmp.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
-    return tmp
-
-
-def _snapshot(root: Path) -> dict[str, tuple[int, int, bytes]]:
-    """Every path under ``root`` with its mode, size and (for small files) bytes."""
-    found = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            p = Path(dirpath) / name
-            st = p.lstat()
-            data = p.read_bytes() if p.is_file() and not p.is_symlink() and st.st_size < 1 << 16 else b""
-            found[str(p.relative_to(root))] = (st.st_mode, st.st_size, data)
-    return found
-
-
-def _argv(case: Case, command: str, work: Path, as_json: bool = False) -> list[str]:
-    argv = [command, str(case.file)]
-    if command != "check":
-        default_out = ["-o", str(work / "out")] if command == "compile" else ["-o", str(work / "out.svg")]
-        argv += list(case.out_args) or default_out
-    argv += list(case.args)
-    if as_json:
-        argv.append("--json")
-    return argv
-
-
-def _check_text(case: Case, result: Any) -> None:
-    output = result.output
-    assert "Traceback" not in output
-    assert result.exit_code == case.exit, output
-    if case.exit == 0:
-        assert case.fragment in output
-        return
-    lines = result.stderr.splitlines()
-    assert lines, "an error must be reported"
-    assert all(line.startswith("error: ") for line in lines), result.stderr
-    assert result.stdout == "", result.stdout
-    if case.code != "output":
-        prefix = f"error: {printable(str(case.file))}: $"
-        assert all(line.startswith(prefix) for line in lines), result.stderr
-    want = f"{printable(str(case.file))}: {case.path}: " if case.code != "output" else ""
-    hits = [line for line in lines if want in line and case.fragment in line]
-    assert hits, f"no line with {want!r} and {case.fragment!r}:\n{result.stderr}"
-
-
-def _check_json(case: Case, result: Any, validator: Any) -> None:
-    assert result.exit_code == case.exit, result.output
-    payload = json.loads(result.stdout)
-    errors = sorted(validator.iter_errors(payload), key=str)
-    assert not errors, errors[0]
-    if case.exit == 0:
-        return
-    assert payload["ok"] is False
-    items = [e for f in payload["files"] for e in f["errors"]]
-    match = [e for e in items if e["path"] == case.path and case.fragment in e["message"] + " " + e["hint"]]
-    assert match, items
-    if case.code:
-        assert case.code in {e["code"] for e in match}, match
-
-
-@pytest.fixture(scope="module")
-def validator() -> Any:
-    from jsonschema import Draft202012Validator
-
-    schema = json.loads(ERRORS_SCHEMA.read_text(encoding="utf-8"))
-    Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
-
-
-def _run_case(case: Case, work: Path, systemp: Path, validator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(work)
-    keep = {p: p.read_bytes() for p in case.keep}
-    for command in case.commands:
-        before = _snapshot(work)
-        for as_json in (False, True):
-            result = CliRunner().invoke(cli, _argv(case, command, work, as_json))
-            assert not isinstance(result.exception, AssertionError), result.exception  # the network guard
-            if as_json:
-                _check_json(case, result, validator)
-            else:
-                _check_text(case, result)
-        assert _snapshot(work) == before, f"{command} wrote something"
-        assert list(systemp.iterdir()) == [], f"{command} left a staging folder"
-    for p, data in keep.items():
-        assert p.read_bytes() == data
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
@@ -559,67 +436,34 @@ def test_committed_case(
 ) -> None:
     work = tmp_path / "work"
     work.mkdir()
-    _run_case(case, work, private_tmp, validator, monkeypatch)
+    run_case(case, work, private_tmp, validator, monkeypatch)
 
 
 @pytest.mark.parametrize("make", GENERATED, ids=GENERATED_IDS)
-def test_generated_case(
-    make: Callable[[Path], Case],
-    tmp_path: Path,
-    private_tmp: Path,
-    validator: Any,
-    no_network: list[Any],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    work = tmp_path / "work"
-    work.mkdir()
-    case = make(work)
-    try:
-        _run_case(case, work, private_tmp, validator, monkeypatch)
-    finally:
-        for p in work.rglob("*"):  # let pytest clean up read-only folders
-            if p.is_dir() and not p.is_symlink():
-                p.chmod(0o755)
+def test_generated_case(make: Callable[[Path], Case], corpus_run: Any) -> None:
+    corpus_run(make)
 
 
-# --- as a real process, without TensorFlow, timed ---------------------------------
-
-
-@pytest.fixture(scope="module")
-def no_tf(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A PYTHONPATH entry that makes TensorFlow and Keras unimportable."""
-    shim = tmp_path_factory.mktemp("no_tf")
-    for mod in ("tensorflow", "keras"):
-        (shim / mod).mkdir()
-        (shim / mod / "__init__.py").write_text(f"raise ImportError('{mod} is blocked in this test')\n")
-    return shim
+# --- as a real process, without TensorFlow --------------------------------------
 
 
 def _subprocess_check(case: Case, no_tf: Path, cwd: Path) -> None:
-    """``fusec check`` in a fresh interpreter without TensorFlow: the clean error, in under 2 s.
+    """``fusec check`` in a fresh interpreter without TensorFlow gives the clean error.
 
-    The bound is on wall time, interpreter start-up included. A CI machine
-    busy with the other test worker can stall one start-up, so a case gets a
-    second run when the first is over the bound; a real hang is over it twice.
+    How the time grows with the size of such specs is tested in
+    tests/test_growth.py (no wall-clock bound here: CI machines are noisy).
     """
     env = {**os.environ, "PYTHONPATH": str(no_tf), "TMPDIR": str(cwd)}
-    times = []
-    for _ in range(2):
-        start = time.monotonic()
-        proc = subprocess.run(
-            [sys.executable, "-m", "fusec.cli", "check", os.fsencode(case.file), *case.args],
-            capture_output=True,
-            env=env,
-            cwd=cwd,
-            timeout=60,
-        )
-        times.append(time.monotonic() - start)
-        if times[-1] < STATIC_LIMIT_S:
-            break
+    proc = subprocess.run(
+        [sys.executable, "-m", "fusec.cli", "check", os.fsencode(case.file), *case.args],
+        capture_output=True,
+        env=env,
+        cwd=cwd,
+        timeout=120,
+    )
     stderr = proc.stderr.decode("utf-8", "replace")
     assert proc.returncode == case.exit, stderr
     assert "Traceback" not in stderr
-    assert min(times) < STATIC_LIMIT_S, f"{case.id} took {', '.join(f'{t:.2f}' for t in times)} s"
     lines = stderr.splitlines()
     prefix = f"error: {printable(str(case.file))}: {case.path}: "
     assert all(line.startswith("error: ") for line in lines), stderr
@@ -662,7 +506,7 @@ def test_corpus_is_complete() -> None:
     assert len(CASES) + len(GENERATED) >= 50
     assert len(CASES) >= 50
     assert len({c.id for c in CASES} | set(GENERATED_IDS)) == len(CASES) + len(GENERATED)
-    files = {p.name for p in CORPUS.iterdir()}
+    files = {p.name for p in CORPUS.iterdir() if not (p.name.startswith("cases") and p.suffix == ".json")}
     used = {c.file.name for c in CASES}
     assert used <= files
     assert files - used == HELPERS
@@ -732,7 +576,7 @@ def test_custom_names_do_not_shadow_builtins(tmp_path: Path) -> None:
         "nodes": {"d": {"layer": "Dense", "config": {"units": 2}, "inputs": "x"}},
         "outputs": {"o": "d"},
     }
-    doc = _spec(
+    doc = spec(
         blocks={"Dense": tower, "Lambda": tower},
         shared={"Flatten": {"layer": "Dense", "config": {"units": 3}}},
         nodes={
@@ -741,13 +585,13 @@ def test_custom_names_do_not_shadow_builtins(tmp_path: Path) -> None:
             "y": {"layer": "Dense", "config": {"units": 1}, "inputs": "Dense"},
         },
     )
-    checked = check_spec(_write(tmp_path / "names.json", doc))
+    checked = check_spec(write(tmp_path / "names.json", doc))
     assert checked.info["Dense"].shape == (None, 3)  # the shared Dense(3), not a Flatten
     assert checked.info["y"].op == "Dense"
     for kind, value in (("layer", "Lambda"), ("layer", "Flatten_block"), ("merge", "Dense")):
-        bad = _spec(blocks={"Flatten_block": tower}, nodes={"y": {kind: value, "inputs": "x"}})
+        bad = spec(blocks={"Flatten_block": tower}, nodes={"y": {kind: value, "inputs": "x"}})
         with pytest.raises(FusecError):
-            check_spec(_write(tmp_path / "bad.json", bad))
+            check_spec(write(tmp_path / "bad.json", bad))
 
 
 def test_fusec_own_layers_pass_the_archive_scan(tmp_path: Path) -> None:
@@ -769,27 +613,3 @@ def test_fusec_own_layers_pass_the_archive_scan(tmp_path: Path) -> None:
     bad = _keras_case("evil", _archive(tmp_path, "evil.keras", _add_layer(own("fusec>Evil"))), "")
     with pytest.raises(FusecError, match="custom object `fusec>Evil`"):
         check_spec(bad.file)
-
-
-PATHOLOGICAL: dict[str, Callable[[], str]] = {
-    "escaped_quotes": lambda: '["' + '\\"' * 2_000_000 + "," * 300_000 + '"]',
-    "unterminated_string": lambda: '["' + "a," * 3_000_000,
-    "many_strings": lambda: "[" + '"",' * 2_700_000 + "1]",
-    "commas_in_a_string": lambda: '{"fusec": 1, "doc": "' + "," * 7_000_000 + '"}',
-    "backslashes": lambda: '["' + "\\\\" * 3_000_000 + '", ' + "1," * 300_000 + "1]",
-    "empty_objects": lambda: "[" + "{}," * 2_000_000 + "{}]",
-    "deep_then_wide": lambda: "[" * 60 + "0," * 1_000_000 + "0" + "]" * 60,
-}
-
-
-@pytest.mark.parametrize("make", PATHOLOGICAL.values(), ids=list(PATHOLOGICAL))
-def test_pathological_text_is_cheap(make: Callable[[], str]) -> None:
-    """Near the size limit, text built to make a scanner backtrack or a parser allocate is handled fast."""
-    from fusec.errors import LoadError
-    from fusec.load import parse_spec
-
-    data = make().encode()
-    start = time.monotonic()
-    with contextlib.suppress(LoadError):
-        parse_spec(data, "f.json")
-    assert time.monotonic() - start < 1.0

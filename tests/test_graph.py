@@ -176,3 +176,61 @@ def test_graph_shape() -> None:
     assert set(g.edges) == {("x", "h"), ("h", "y")}
     assert g.nodes["h"]["kind"] == "layer"
     assert g.graph["outputs"]["y"].source == "y"
+
+
+# --- blocks: ports re-exported by name, and bounded suggestions ---------------------
+
+
+def _lstm_block_spec(output_ref: str) -> dict[str, Any]:
+    block = {
+        "inputs": ["seq"],
+        "nodes": {"lstm": {"layer": "LSTM", "config": {"units": 3, "return_state": True}, "inputs": "seq"}},
+        "outputs": {"cell": output_ref},
+    }
+    return spec(
+        inputs={"x": {"shape": [5, 2]}},
+        blocks={"enc": block},
+        nodes={"t": {"block": "enc", "inputs": "x"}, "y": dense("t.cell", 1)},
+    )
+
+
+def test_block_output_keeps_the_port_of_an_inner_node(tmp_path: Any) -> None:
+    """`"cell": "lstm.2"` is the LSTM's cell state (None, 3), not its sequence output."""
+    import json
+
+    from fusec.check import check_spec
+
+    path = tmp_path / "cell.json"
+    path.write_text(json.dumps(_lstm_block_spec("lstm.2")))
+    checked = check_spec(path)
+    assert checked.graph.has_edge("t__lstm", "y")
+    assert checked.info["y"].shape == (None, 1)
+    refs = [r.source for r in checked.graph.nodes["y"]["refs"]]
+    assert refs == ["t__lstm.2"]
+
+
+def test_block_output_naming_a_missing_port_of_an_inner_instance() -> None:
+    inner = {"inputs": ["x"], "nodes": {"d": dense("x")}, "outputs": {"a": "d", "b": "d"}}
+    outer = {"inputs": ["x"], "nodes": {"i": {"block": "inner", "inputs": "x"}}, "outputs": {"o": "i.c"}}
+    doc = spec(blocks={"inner": inner, "outer": outer}, nodes={"t": {"block": "outer", "inputs": "x"}, "y": dense("t")})
+    from fusec.blocks import expand_blocks
+
+    validate_schema(doc)
+    problems = expand_blocks(doc).problems
+    assert [p.jsonpath for p in problems] == ["$.blocks.outer.outputs.o"]
+    assert "block `inner` has no output `c`" in problems[0].message
+    assert problems[0].hint == "its outputs: `a`, `b`"
+
+
+def test_name_index_suggests_in_bounded_time() -> None:
+    from fusec.errors import NameIndex
+
+    index = NameIndex(f"node_{i}" for i in range(50_000))
+    assert index.near("NODE_7") == ["node_7"]  # exact, case ignored
+    assert index.near("node_12345x")[0] == "node_12345"  # a typo at the end
+    assert index.near("mode_31337")[0] == "node_31337"  # at the start
+    assert index.near("node_4O321")[0].startswith("node_4")  # in the middle: a name one edit away
+    for i in range(NameIndex.MAX_FUZZY):
+        index.near(f"zz{i}")
+    assert index.near("node_1234x") == []  # past the fuzzy budget: no more searching
+    assert index.near("Node_99") == ["node_99"]  # exact matches are always found

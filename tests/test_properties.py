@@ -13,8 +13,15 @@ totals with what Keras built (fusec's static checker against Keras).
 references swapped, values of the wrong type) and requires nothing but a
 FusecError (or a pass) from ``check_spec``.
 
+``test_accepted_specs_build_and_run`` draws specs from the vocabulary tables
+themselves (every layer, merge and dtype, configs from each parameter's
+schema, edge-case ids, ports, shared calls, odd file names) and requires that
+every spec ``check`` accepts builds, serves and train-calls without an
+exception: no exit 3 after a passing check.
+
 Examples are derandomized so CI sees the same ones every run; set
-FUSEC_HYPOTHESIS_SCALE=10 (say) for a longer, random search.
+FUSEC_HYPOTHESIS_SCALE=20 (``make test-deep``) for a longer, random search
+that also writes and reloads each accepted spec's SavedModel.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from fusec.check import check_spec
@@ -723,3 +730,330 @@ def test_random_documents_fail_cleanly(doc: Any) -> None:
             check_spec(_write(doc, folder))
         except FusecError as err:
             _assert_clean(err)
+
+
+# --- accepted specs: nothing check accepts crashes the build ---------------------------
+#
+# ``accepted_specs()`` draws specs from the vocabulary tables themselves (every layer of
+# ``LAYERS``, every merge of ``MERGES``, every dtype of the schema), with configs drawn
+# from each parameter's own JSON Schema, edge-case ids (64 characters, digits and ``__``
+# inside, Python keywords where they are allowed, a non-ASCII one that must be refused),
+# port references (``x.0``, ``enc.2``), shared layers called twice and file names that need
+# the derived-name mapping. It asks the layer rules whether a step fits its input, but not
+# whether the dtypes, the shared weights or the ports work out: that is what ``check``
+# decides, and every spec it accepts must build, serve and train-call without an exception.
+# FUSEC_HYPOTHESIS_SCALE=20 (``make test-deep``) runs 20 times more examples and also
+# writes and reloads the SavedModel of each.
+
+from fusec.graph import flat_refs  # noqa: E402
+from fusec.rules import LayerRule  # noqa: E402
+from fusec.schema import DTYPES, RESERVED  # noqa: E402
+
+DEEP = SCALE > 1
+_EDGE_IDS = ["a" * 64, "Z" * 63 + "9", "x", "a__b", "n0_1", "A1", "Input", "dense", "output_0", "serving_default"]
+_KEYWORD_IDS = ["class", "lambda", "None", "self", "True"]  # fine for nodes and outputs, not for inputs
+_STEMS = ["spec", "my model (copy)", "modèle", "2024", "_private", "lambda", "a-b-c", "日本語", "x" * 80]
+
+
+def _from_schema(schema: Any) -> st.SearchStrategy[Any]:
+    """Small values valid under one parameter's JSON Schema (the subset the layer tables use)."""
+    if "const" in schema:
+        return st.just(schema["const"])
+    if "enum" in schema:
+        return st.sampled_from(schema["enum"])
+    if "oneOf" in schema:
+        return st.one_of([_from_schema(b) for b in schema["oneOf"]])
+    kinds = schema.get("type")
+    if isinstance(kinds, list):
+        return st.one_of([_from_schema({**schema, "type": k}) for k in kinds])
+    if kinds == "null":
+        return st.none()
+    if kinds == "boolean":
+        return st.booleans()
+    if kinds == "integer":
+        lo = max(schema.get("minimum", -4), -4)
+        return st.integers(lo, min(schema.get("maximum", 8), max(lo, 0) + 8))
+    if kinds == "number":
+        values = [0.0, 0.1, 0.5, 1.0, 2.0]
+        ok = [
+            v
+            for v in values
+            if schema.get("minimum", -1e9) <= v <= schema.get("maximum", 1e9)
+            and v > schema.get("exclusiveMinimum", -1e9)
+            and v < schema.get("exclusiveMaximum", 1e9)
+        ]
+        return st.sampled_from(ok) if ok else st.nothing()
+    if kinds == "array":
+        lo = schema.get("minItems", 0)
+        return st.lists(
+            _from_schema(schema["items"]), min_size=lo, max_size=min(schema.get("maxItems", lo + 3), lo + 3)
+        )
+    if kinds == "object" and "allOf" not in schema:
+        props = schema.get("properties", {})
+        keys = st.lists(st.sampled_from(sorted(props)), min_size=schema.get("minProperties", 0), unique=True)
+        return keys.flatmap(lambda ks: st.fixed_dictionaries({k: _from_schema(props[k]) for k in ks}))
+    return st.nothing()  # an object the tables describe with if/then (Bidirectional's layer): examples only
+
+
+def _layer_config(draw: Callable[[Any], Any], rule: LayerRule) -> dict[str, Any]:
+    """One of the rule's example configs, with a few keys redrawn from their schemas."""
+    _, config = draw(st.sampled_from(rule.examples))
+    config = copy.deepcopy(config)
+    for param in rule.params:
+        if draw(st.integers(0, 3)) == 0:
+            strategy = _from_schema(param.schema if param.default is not None else {"type": "null"})
+            if param.default is None and draw(st.booleans()):
+                strategy = _from_schema(param.schema)
+            if not strategy.is_empty:
+                config[param.name] = draw(strategy)
+    return config
+
+
+class Accepted:
+    """A spec drawn for ``test_accepted_specs_build_and_run``, with the static shape of every tensor so far."""
+
+    def __init__(self, draw: Callable[[Any], Any]) -> None:
+        self.draw = draw
+        self.doc: dict[str, Any] = {"fusec": 1, "inputs": {}, "nodes": {}, "outputs": {}}
+        self.tensors: dict[str, Shape] = {}  # reference -> static shape
+        self.dtypes: dict[str, str] = {}  # reference -> element type, as far as the generator knows
+        self.taken: set[str] = set()
+        self.bad_id = draw(st.integers(0, 14)) == 0  # one id outside the names rule: check must refuse the spec
+
+    def new_id(self, is_input: bool = False) -> str:
+        d = self.draw
+        if self.bad_id and not is_input:
+            self.bad_id = False
+            return str(d(st.sampled_from(["é", "ñode", "x\u200b", "h\n", "_h", "9a", "a" * 65])))
+        for _ in range(20):
+            pick = d(st.integers(0, 9))
+            if pick == 0:
+                nid = d(st.sampled_from(_EDGE_IDS))
+            elif pick == 1 and not is_input:
+                nid = d(st.sampled_from(_KEYWORD_IDS))
+            else:
+                nid = d(st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,11}", fullmatch=True))
+            if nid not in self.taken and not (is_input and nid in RESERVED):
+                self.taken.add(nid)
+                return nid
+        nid = f"n{len(self.taken)}"
+        self.taken.add(nid)
+        return nid
+
+    def ref(self, tensor: str) -> str:
+        """A reference to ``tensor``, sometimes written ``id.0``."""
+        if "." not in tensor and self.draw(st.integers(0, 4)) == 0:
+            return f"{tensor}.0"
+        return tensor
+
+    def new_input(self, shape: Shape, kinds: str = "float") -> str:
+        """A new input; its dtype is mostly one ``kinds`` takes (``rules.DTYPE_RULES``), sometimes any."""
+        d = self.draw
+        iid = self.new_id(is_input=True)
+        entry: dict[str, Any] = {"shape": list(shape)}
+        fitting = [t for t in DTYPES if _takes(kinds, t)]
+        dtype = d(st.sampled_from(DTYPES if d(st.integers(0, 4)) == 0 else fitting))
+        if dtype != "float32":
+            entry["dtype"] = dtype
+        self.doc["inputs"][iid] = entry
+        self.tensors[iid] = (None, *shape)
+        self.dtypes[iid] = dtype
+        return iid
+
+    def add(self, nid: str, node: dict[str, Any], out: Any, dtype: str = "float32") -> None:
+        self.doc["nodes"][nid] = node
+        self.tensors[nid] = out.shape
+        self.dtypes[nid] = dtype
+        for i, extra in enumerate(out.extra, start=1):
+            self.tensors[f"{nid}.{i}"] = extra
+            self.dtypes[f"{nid}.{i}"] = dtype
+
+    def _fits(self, rule: LayerRule, config: dict[str, Any], inputs: Any) -> Any:
+        """The rule's output on ``inputs`` (a tensor, or {slot: tensor}), or None when it does not fit."""
+        if isinstance(inputs, dict):
+            shapes: Any = {s: self.tensors[t] for s, t in inputs.items()}
+        elif rule.slots:
+            shapes = dict.fromkeys(rule.required_slots, self.tensors[inputs])
+        else:
+            shapes = self.tensors[inputs]
+        try:
+            out = rule.infer(shapes, rule.resolve(config))
+        except (RuleError, KeyError, TypeError, ValueError):
+            return None  # the config or the input does not fit: check would say so too
+        return out if max((x or 0) for x in out.shape[1:]) <= 64 else None
+
+    def _call_of(self, rule: LayerRule, config: dict[str, Any]) -> tuple[Any, Any]:
+        """Inputs the layer fits (existing tensors, else a new input shaped like one of its examples)."""
+        d = self.draw
+        candidates: list[Any] = sorted(self.tensors)
+        if rule.slots and self.tensors:
+            candidates += [
+                {s: t for s, t in zip(rule.slots, ts, strict=True) if t is not None}
+                for ts in [d(st.tuples(*[st.sampled_from(sorted(self.tensors))] * 2, st.none()))]
+            ]
+        fitting = [(c, out) for c in candidates if (out := self._fits(rule, config, c)) is not None]
+        typed = [(c, out) for c, out in fitting if all(_takes(rule.dtypes, self.dtypes[t]) for t in _flat(c))]
+        if d(st.integers(0, 4)) > 0:
+            fitting = typed  # mostly inputs of a type the layer takes; sometimes any, for check to refuse
+        if fitting:
+            return d(st.sampled_from(fitting))
+        shape, config_example = d(st.sampled_from(rule.examples))
+        if rule.slots:
+            inputs: Any = {s: self.new_input(sh, rule.dtypes) for s, sh in shape.items()}
+        else:
+            inputs = self.new_input(shape, rule.dtypes)
+        config.clear()
+        config.update(copy.deepcopy(config_example))
+        return inputs, self._fits(rule, config, inputs)
+
+    def _refs(self, inputs: Any) -> Any:
+        return {s: self.ref(t) for s, t in inputs.items()} if isinstance(inputs, dict) else self.ref(inputs)
+
+    def layer(self, shared: bool = False) -> None:
+        d = self.draw
+        rule = LAYERS[d(st.sampled_from(sorted(LAYERS)))]
+        config = _layer_config(d, rule)
+        inputs, out = self._call_of(rule, config)
+        if out is None:
+            return
+        if not shared:
+            node: dict[str, Any] = {"layer": rule.name, "inputs": self._refs(inputs)}
+            if config:
+                node["config"] = config
+            if d(st.integers(0, 5)) == 0:
+                node["trainable"] = False
+            kept = self.dtypes[_flat(inputs)[0]]
+            self.add(self.new_id(), node, out, kept if rule.dtypes == "keep" and kept not in FLOATS else "float32")
+            return
+        sid = self.new_id()
+        self.doc.setdefault("shared", {})[sid] = {"layer": rule.name, "config": config}
+        self.add(self.new_id(), {"shared": sid, "inputs": self._refs(inputs)}, out)
+        # A second call on any tensor the layer fits: check decides whether the weights fit it too.
+        others = [t for t in sorted(self.tensors) if self._fits(rule, config, t) is not None] or [inputs]
+        second = d(st.sampled_from(others))
+        self.add(self.new_id(), {"shared": sid, "inputs": self._refs(second)}, self._fits(rule, config, second))
+
+    def merge(self) -> None:
+        d = self.draw
+        rule = MERGES[d(st.sampled_from(sorted(MERGES)))]
+        shapes, config = copy.deepcopy(d(st.sampled_from(rule.examples)))
+        lo, hi = rule.arity
+        n_one = sum(kind == "one" for kind in (rule.slots or {}).values())
+        for attempt in range(9):
+            if attempt < 8:
+                picks = d(st.lists(st.sampled_from(sorted(self.tensors)), min_size=lo + n_one, max_size=4))
+                if hi is not None:
+                    picks = picks[: hi + n_one]
+            else:  # nothing fitted: new inputs shaped like one of the merge's examples
+                picks = [self.new_input(sh) for sh in shapes]
+            if rule.slots is not None:
+                slots = rule.example_sources(picks)
+                inputs: Any = {
+                    k: [self.ref(picks[i]) for i in idx] if rule.slots[k] == "list" else self.ref(picks[idx[0]])
+                    for k, idx in slots.items()
+                }
+                sources: Any = {k: [(picks[i], self.tensors[picks[i]]) for i in idx] for k, idx in slots.items()}
+            else:
+                inputs = [self.ref(p) for p in picks]
+                sources = [(p, self.tensors[p]) for p in picks]
+            try:
+                out = rule.infer(sources, rule.resolve(config))
+            except RuleError:
+                continue
+            node: dict[str, Any] = {"merge": rule.name, "inputs": inputs}
+            if config:
+                node["config"] = config
+            self.add(self.new_id(), node, out)
+            return
+
+
+FLOATS = ("float16", "bfloat16", "float32", "float64")
+
+
+def _takes(kinds: str, dtype: str) -> bool:
+    """Whether a layer of ``kinds`` (``rules.DTYPE_RULES``) takes ``dtype``, as the generator guesses it."""
+    if kinds == "ids":
+        return dtype in ("int32", "int64", "uint8")
+    return kinds in ("number", "keep") or dtype in FLOATS
+
+
+def _flat(inputs: Any) -> list[str]:
+    return list(inputs.values()) if isinstance(inputs, dict) else [inputs]
+
+
+@st.composite
+def accepted_specs(draw: Callable[[Any], Any]) -> tuple[str, dict[str, Any]]:
+    """A file stem and a spec drawn over the whole vocabulary (check decides whether it is accepted)."""
+    b = Accepted(draw)
+    for _ in range(draw(st.integers(1, 5))):
+        step = draw(st.sampled_from(["layer", "layer", "layer", "merge", "shared"]))
+        if step == "merge" and b.tensors:
+            b.merge()
+        else:
+            b.layer(shared=step == "shared")
+    used = {r.partition(".")[0] for n in b.doc["nodes"].values() for r in flat_refs(n["inputs"])}
+    ends = [t for t in sorted(b.tensors) if t.partition(".")[0] not in used or draw(st.integers(0, 5)) == 0]
+    for t in ends:
+        if "." not in t and t not in b.doc["outputs"] and draw(st.booleans()):
+            b.doc["outputs"][t] = {"from": t}  # named after its node: no Identity layer
+        else:
+            b.doc["outputs"][b.new_id()] = {"from": b.ref(t)}
+    for out in b.doc["outputs"].values():
+        out["loss"] = draw(st.sampled_from([None, None, "mse"]))
+    if draw(st.booleans()):
+        b.doc["name"] = b.new_id()
+    b.doc["seed"] = 5
+    return draw(st.sampled_from(_STEMS)), b.doc
+
+
+def _feed(tf: Any, shape: Shape, dtype: str) -> Any:
+    dims = [2, *(d for d in shape[1:])]
+    if dtype.startswith(("float", "bfloat")):
+        return tf.cast(tf.random.stateless_normal(dims, seed=(1, 2)), dtype)
+    return tf.zeros(dims, dtype)  # id 0 exists in every Embedding
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@settings(_settings(20), phases=[Phase.explicit, Phase.reuse, Phase.generate])  # shrinking a build takes minutes
+@given(drawn=accepted_specs())
+def test_accepted_specs_build_and_run(drawn: tuple[str, dict[str, Any]], keras: Any) -> None:
+    """Every spec check accepts builds, traces its serving function, and runs on a batch (serving and training)."""
+    import tensorflow as tf
+    from hypothesis import assume
+
+    from fusec.build import build_model
+    from fusec.schema import is_id
+
+    stem, doc = drawn
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"{stem}.json"
+        path.write_text(json.dumps(doc), encoding="utf-8")
+        try:
+            checked = check_spec(path)
+        except FusecError as err:
+            _assert_clean(err)
+            assume(False)  # refused cleanly: nothing to build
+        names = [k for section in ("inputs", "shared", "nodes", "outputs") for k in doc.get(section, {})]
+        assert all(is_id(k) for k in names), "an id outside the names rule was accepted"
+        assert is_id(checked.name)
+        keras.backend.clear_session()
+        model = build_model(checked)
+        assert model.name == checked.name
+        specs = [tf.TensorSpec(t.shape, t.dtype, name=t.name) for t in model.inputs]
+        serve = tf.function(lambda *a: model(list(a), training=False), input_signature=specs)
+        serve.get_concrete_function()  # what writing the SavedModel traces
+        if DEEP:
+            from fusec.save import save_artifacts
+
+            art = save_artifacts(model, checked, Path(folder) / "out")
+            loaded = tf.saved_model.load(str(art.root / "saved_model"))
+            assert sorted(loaded.signatures["serving_default"].structured_outputs) == sorted(doc["outputs"])
+        if any(d is None for t in model.inputs for d in t.shape[1:]):
+            return  # which lengths fit together at run time is the data's business
+        x = [_feed(tf, checked.info[i].shape, checked.info[i].op) for i in doc["inputs"]]
+        for training in (False, True):
+            y = model(x, training=training)
+            got = list(y.values()) if isinstance(y, dict) else list(y) if isinstance(y, (list, tuple)) else [y]
+            for declared, tensor in zip(model.outputs, got, strict=True):
+                assert tensor.dtype == declared.dtype, f"declared {declared.dtype}, served {tensor.dtype}"

@@ -112,15 +112,27 @@ ESCAPES = [
     ("xml", "<a href='x'>&</a>", "&lt;a href=&#39;x&#39;&gt;&amp;&lt;/a&gt;"),
     ("quotes", 'say "hi"', "say &quot;hi&quot;"),
     ("dot-specials", "a\\b {c}: d; e -> f", "a\\b {c}: d; e -&gt; f"),
-    ("whitespace", "line\none\t two", "line one two"),
-    ("control", "bell\x07\x00end\ud800", "bellend"),
-    ("unicode", "ünï ×", "ünï ×"),
+    ("spaces", "a  b\u00a0 c ", "a b c"),
+    ("newline-tab", "h\n\tx", "h\\x0a\\x09x"),
+    ("control", "bell\x07\x00end\ud800\x1b[31m", "bell\\x07\\x00end\\ud800\\x1b[31m"),
+    ("bidi", "abc\u202edcba\u2066x\u2069", "abc\\u202edcba\\u2066x\\u2069"),
+    ("zero-width", "a\u200bb\u200dc\ufeffd\u00ade", "a\\u200bb\\u200dc\\ufeffd\\xade"),
+    ("separators", "a\u2028b\u2029c\x85d", "a\\u2028b\\u2029c\\x85d"),
+    ("noncharacters", "a\ufffe\uffffb\U000e0041", "a\\ufffe\\uffffb\\U000e0041"),
+    ("unicode", "ünï × 漢字 🙂", "ünï × 漢字 🙂"),
 ]
 
 
 @pytest.mark.parametrize(("text", "want"), [(t, w) for _, t, w in ESCAPES], ids=[i for i, _, _ in ESCAPES])
 def test_esc(text: str, want: str) -> None:
     assert esc(text) == want
+
+
+def test_free_text_wraps_on_any_white_space_and_shows_the_rest() -> None:
+    from fusec.render_style import wrap
+
+    assert wrap("one\ntwo\tthree\u2028four", 100, 2) == ["one two three four"]
+    assert wrap("evil \u202e txt.exe \u200b", 100, 2) == ["evil \\u202e txt.exe \\u200b"]
 
 
 @NEEDS_DOT
@@ -164,6 +176,184 @@ def test_hostile_ids_cannot_inject() -> None:
     for literal in ('in"]; evil [label="pwn', "<img src=x onerror=alert(1)>", 'out"<1>', "loss <mse> × 1.0"):
         assert any(literal in t for t in texts), literal
     assert b"<img" not in svg and b"evil" not in b"".join(re.findall(rb"<title>.*?</title>", svg))
+
+
+UNSAFE = {"\u202e": "\\u202e", "\u200b": "\\u200b", "\x1b": "\\x1b", "\u2066": "\\u2066", "\ufeff": "\\ufeff"}
+
+
+def twin_ids_checked() -> Checked:
+    """Ids that differ only by a trailing new line, and unsafe characters in every free-text field."""
+    evil = "".join(UNSAFE)
+    g = nx.DiGraph(outputs={"y\u202e": Ref((), "h\n", ())}, shared={})
+    g.add_node("x", kind="input", spec={"shape": [4], "doc": f"in{evil}put"}, refs=[], path=())
+    g.add_node("h", kind="layer", spec={"layer": "Dense", "doc": evil}, refs=[Ref((), "x", ())], path=())
+    g.add_node("h\n", kind="layer", spec={"layer": "Dense"}, refs=[Ref((), "h", ())], path=())
+    g.add_edges_from([("x", "h"), ("h", "h\n")])
+    info = {
+        "x": NodeInfo("input", "float32", (None, 4)),
+        "h": NodeInfo("layer", "Dense", (None, 4), 20),
+        "h\n": NodeInfo("layer", "Dense", (None, 4), 20),
+    }
+    doc = {"name": "twins\n", "doc": f"title {evil}", "outputs": {"y\u202e": {"from": "h\n", "doc": evil}}}
+    return Checked(Spec(Path("twins.json"), doc, "", ""), g, ["x", "h", "h\n"], info, total_params(info))
+
+
+def test_unsafe_characters_are_escaped_visibly_in_dot() -> None:
+    dot = to_dot(twin_ids_checked())
+    for raw, shown in UNSAFE.items():
+        assert raw not in dot and shown in dot, shown
+    assert dot.startswith('digraph "model" {')  # `twins\n` is not an identifier
+    labels = re.findall(r"<B>([^<]*)</B>", dot)
+    assert "h" in labels and "h\\x0a" in labels  # two nodes, two different labels
+    assert len(set(labels)) == len(labels)
+    assert "y\\u202e" in labels
+
+
+@NEEDS_DOT
+def test_unsafe_characters_are_escaped_visibly_in_svg() -> None:
+    svg = render(twin_ids_checked(), "svg").decode("utf-8")
+    for raw, shown in UNSAFE.items():
+        assert raw not in svg and shown in svg, shown
+    texts = svg_texts(svg.encode("utf-8"))
+    assert texts.count("h") == 1 and texts.count("h\\x0a") == 1
+
+
+def test_unsafe_characters_in_a_checked_spec(tmp_path: Path) -> None:
+    """Docs, names and loss text as a spec can carry them (JSON escapes are legal there)."""
+    doc = {
+        "fusec": 1,
+        "name": "bidi",
+        "doc": "safe \u202egnp.exe",
+        "inputs": {"x": {"shape": [8], "doc": "zero\u200bwidth"}},
+        "nodes": {"y": {"layer": "Dense", "config": {"units": 1}, "inputs": "x", "doc": "esc \x1b[2J"}},
+        "outputs": {"y": {"from": "y", "loss": "mse", "doc": "iso\u2066late"}},
+    }
+    dot = to_dot(check_spec(write(tmp_path, doc)))
+    for raw in ("\u202e", "\u200b", "\x1b", "\u2066"):
+        assert raw not in dot
+    for shown in ("safe \\u202egnp.exe", "zero\\u200bwidth", "esc \\x1b[2J", "iso\\u2066late"):
+        assert shown in dot, shown
+
+
+# --- every reference form -------------------------------------------------------
+
+LSTM_PORTS: dict[str, Any] = {
+    "fusec": 1,
+    "name": "ports",
+    "inputs": {"seq": {"shape": [5, 3]}},
+    "nodes": {
+        "lstm": {"layer": "LSTM", "config": {"units": 4, "return_state": True}, "inputs": "seq"},
+        "from_h": {"layer": "Dense", "config": {"units": 2}, "inputs": "lstm.1"},
+        "from_c": {"layer": "Dense", "config": {"units": 2}, "inputs": "lstm.2"},
+        "both": {"merge": "concat", "inputs": ["from_h", "from_c", "lstm.0"]},
+    },
+    "outputs": {"y": {"from": "both", "loss": "mse"}, "cell": {"from": "lstm.2"}, "seq_out": {"from": "lstm"}},
+}
+BLOCK_PORTS: dict[str, Any] = {
+    "fusec": 1,
+    "name": "block_ports",
+    "inputs": {"x": {"shape": [8]}},
+    "blocks": {
+        "two": {
+            "inputs": ["v"],
+            "nodes": {
+                "a": {"layer": "Dense", "config": {"units": 3}, "inputs": "v"},
+                "b": {"layer": "Dense", "config": {"units": 5}, "inputs": "v"},
+            },
+            "outputs": {"left": "a", "right": "b"},
+        },
+        "wrap": {
+            "inputs": ["v"],
+            "nodes": {"inner": {"block": "two", "inputs": {"v": "v"}}},
+            "outputs": {"l": "inner.left", "r": "inner.right"},
+        },
+    },
+    "nodes": {
+        "t": {"block": "two", "inputs": {"v": "x"}},
+        "w": {"block": "wrap", "inputs": "x"},
+        "m": {"merge": "concat", "inputs": ["t.left", "t.right", "w.l", "w.r"]},
+    },
+    "outputs": {"y": {"from": "m", "loss": "mse"}, "right": {"from": "t.right"}},
+}
+NAMED_SLOTS: dict[str, Any] = {
+    "fusec": 1,
+    "name": "slots",
+    "inputs": {"q": {"shape": [4, 8]}, "v": {"shape": [6, 8]}, "f": {"shape": [8]}},
+    "shared": {"mha": {"layer": "MultiHeadAttention", "config": {"num_heads": 2, "key_dim": 4}}},
+    "nodes": {
+        "a1": {"shared": "mha", "inputs": {"query": "q", "value": "v"}},
+        "a2": {"shared": "mha", "inputs": {"query": "a1", "value": "v"}},
+        "self_att": {"layer": "MultiHeadAttention", "config": {"num_heads": 2, "key_dim": 4}, "inputs": "q"},
+        "s": {"merge": "add", "inputs": ["a2", "self_att"]},
+        "pool": {"layer": "GlobalAveragePooling1D", "inputs": "s"},
+        "e1": {"layer": "Dense", "config": {"units": 8}, "inputs": "f"},
+        "gate": {"layer": "Dense", "config": {"units": 2, "activation": "softmax"}, "inputs": "f"},
+        "g": {"merge": "gated", "inputs": {"experts": ["pool", "e1"], "gate": "gate"}},
+    },
+    "outputs": {"y": {"from": "g", "loss": "mse"}},
+}
+TWO_OUTPUTS: dict[str, Any] = {
+    "fusec": 1,
+    "name": "two_outputs",
+    "inputs": {"x": {"shape": [8]}},
+    "nodes": {
+        "a": {"layer": "Dense", "config": {"units": 3}, "inputs": "x"},
+        "b": {"layer": "Dense", "config": {"units": 2}, "inputs": "x"},
+    },
+    "outputs": {"a": {"from": "a", "loss": "mse"}, "b": {"from": "b", "loss": "mse"}},
+}
+SUB_MODELS: dict[str, Any] = {
+    "fusec": 1,
+    "name": "subs",
+    "inputs": {"x": {"shape": [8]}, "image": {"shape": [32, 32, 3]}},
+    "nodes": {
+        "sub_b": {"model": "two.json", "output": "b", "inputs": "x"},
+        "sub_a": {"model": "two.json", "output": "a", "inputs": {"x": "x"}},
+        "cnn": {"model": "cnn.keras", "inputs": "image", "trainable": False},
+        "m": {"merge": "concat", "inputs": ["sub_a", "sub_b", "cnn"]},
+    },
+    "outputs": {"y": {"from": "m", "loss": "mse"}},
+}
+REFERENCE_SPECS = {
+    "lstm-ports": LSTM_PORTS,
+    "block-ports": BLOCK_PORTS,
+    "named-slots": NAMED_SLOTS,
+    "sub-models": SUB_MODELS,
+}
+
+
+def edges(dot: str) -> list[tuple[str, str, str]]:
+    return re.findall(r"^\s*(\w+) -> (\w+) \[(?:xlabel|label)=<([^>]*)>", dot, re.MULTILINE)
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_SPECS))
+def test_every_reference_form_renders(name: str, tmp_path: Path) -> None:
+    """Each documented way to name a tensor draws: one edge per reference, labelled with its shape."""
+    shutil.copy(ROOT / "specs" / "parts" / "image_classifier.keras", tmp_path / "cnn.keras")
+    write(tmp_path, TWO_OUTPUTS, "two.json")
+    checked = check_spec(write(tmp_path, REFERENCE_SPECS[name], f"{name}.json"))
+    dot = to_dot(checked)
+    refs = sum(len(checked.graph.nodes[n]["refs"]) for n in checked.order)
+    assert len(edges(dot)) == refs + len(checked.graph.graph["outputs"])
+    assert to_dot(checked, collapse=True).count(" -> ") >= len(checked.graph.graph["outputs"])
+
+
+def test_port_references_are_labelled_with_their_port(tmp_path: Path) -> None:
+    dot = to_dot(check_spec(write(tmp_path, LSTM_PORTS)))
+    labels = {label for _, _, label in edges(dot)}
+    assert {".1 (None, 4)", ".2 (None, 4)", "#3 .0 (None, 4)"} <= labels, labels
+    outs = [label for src, dst, label in edges(dot) if dst.startswith("o")]
+    assert sorted(outs) == ["(None, 4)", "(None, 8)", ".2 (None, 4)"]
+
+
+@pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
+def test_every_bundled_spec_draws_as_dot(path: Path) -> None:
+    """DOT needs no Graphviz: every bundled spec, expanded, folded and at depth 1."""
+    checked = check_spec(path)
+    for kwargs in ({}, {"collapse": True}, {"depth": 1}, {"rankdir": "LR"}):
+        dot = to_dot(checked, **kwargs)  # type: ignore[arg-type]
+        assert dot.startswith('digraph "') and dot.endswith("}\n")
+    assert len(edges(to_dot(checked))) >= len(checked.order) - len(checked.doc["inputs"])
 
 
 # --- what the diagram shows ---------------------------------------------------
@@ -382,6 +572,64 @@ def test_cli(
         assert (tmp_path / file).read_bytes().startswith(magic)
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     assert leftovers == []
+
+
+def test_render_replaces_a_regular_file_through_a_temporary_one(tmp_path: Path) -> None:
+    spec = write(tmp_path, SHARED_SPEC, "tasks.json")
+    out = tmp_path / "d.dot"
+    out.write_text("old diagram")
+    inode = out.stat().st_ino
+    result = CliRunner().invoke(render_command, [str(spec), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes().startswith(b"digraph") and out.stat().st_ino != inode
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.dot", "tasks.json"]
+
+
+def test_render_never_takes_a_path_created_meanwhile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process creates the output between fusec's last check and its rename: it stays."""
+    import fusec.save
+
+    spec = write(tmp_path, SHARED_SPEC, "tasks.json")
+    out = tmp_path / "d.dot"
+    real = fusec.save._renameat2
+
+    def racing(a: Path, b: Path, flags: int) -> bool:
+        b.write_text("precious")
+        return real(a, b, flags)
+
+    monkeypatch.setattr(fusec.save, "_renameat2", racing)
+    result = CliRunner().invoke(render_command, [str(spec), "-o", str(out)])
+    assert result.exit_code == 1
+    assert "was created by another process while fusec wrote it" in result.output
+    assert out.read_text() == "precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.dot", "tasks.json"]
+
+
+def test_render_puts_back_what_replaced_the_file_meanwhile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The output file becomes a FIFO just before the swap: fusec swaps back and reports it; the FIFO stays."""
+    import stat
+
+    import fusec.save
+
+    spec = write(tmp_path, SHARED_SPEC, "tasks.json")
+    out = tmp_path / "d.dot"
+    out.write_text("old diagram")
+    real = fusec.save._exchange
+    calls: list[int] = []
+
+    def racing(a: Path, b: Path) -> bool:
+        if not calls:
+            b.unlink()
+            os.mkfifo(b)
+        calls.append(1)
+        return real(a, b)
+
+    monkeypatch.setattr(fusec.save, "_exchange", racing)
+    result = CliRunner().invoke(render_command, [str(spec), "-o", str(out)])
+    assert result.exit_code == 1
+    assert "was replaced by another process while fusec wrote it" in result.output
+    assert stat.S_ISFIFO(out.lstat().st_mode) and len(calls) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.dot", "tasks.json"]
 
 
 def test_cli_stdout_and_json(tmp_path: Path) -> None:

@@ -49,3 +49,29 @@ def test_layer_names_are_keras_classes(keras: Any) -> None:
 
 def test_refused_layers_are_not_in_the_vocabulary() -> None:
     assert not set(REFUSED) & set(LAYERS)
+
+
+def _initializer_params() -> list[Any]:
+    out = []
+    for name, rule in sorted(LAYERS.items()):
+        for param in rule.params:
+            if param.name.endswith("_initializer"):
+                for init in param.schema["enum"]:
+                    out.append(pytest.param(name, param.name, init, id=f"{name}-{param.name}-{init}"))
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("layer", "key", "init"), _initializer_params())
+def test_every_initializer_builds_every_weight(keras: Any, layer: str, key: str, init: str) -> None:
+    """Each initializer a layer's schema offers builds that weight (orthogonal needs a matrix: not for biases)."""
+    from fusec.build import keras_layer
+
+    rule = LAYERS[layer]
+    shape, config = rule.examples[0]
+    built = keras_layer(layer, {**config, key: init}, None)
+    if rule.slots:
+        built(**{s: keras.Input(shape=v) for s, v in shape.items()})  # MultiHeadAttention
+    else:
+        built(keras.Input(shape=shape, dtype="int32" if rule.dtypes == "ids" else "float32"))
+    assert built.built

@@ -1,0 +1,156 @@
+"""The corpus machinery shared by the hostile-input test files.
+
+A case is a spec (or a path) and what fusec must answer: the exit code, the
+JSON path and a fragment of the message. ``run_case`` runs it through the
+commands it names, in text and ``--json``, and asserts that nothing in the
+working folder or the private temp folder changed. The fixtures it needs
+(``private_tmp``, ``validator``, ``no_network``) live in conftest.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import ROOT
+from fusec.cli import cli
+from fusec.errors import printable
+from helpers import BASE
+
+CORPUS = Path(__file__).resolve().parent / "corpus"
+ERRORS_SCHEMA = ROOT / "schemas" / "fusec-errors.schema.json"
+COMMANDS = ("check", "compile", "render")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One broken spec and what fusec must answer."""
+
+    id: str
+    file: Path
+    exit: int
+    path: str | None
+    fragment: str
+    code: str | None = None
+    commands: tuple[str, ...] = COMMANDS
+    args: tuple[str, ...] = ()
+    out_args: tuple[str, ...] = ()  # replaces the default -o for compile and render
+    keep: tuple[Path, ...] = field(default_factory=tuple)  # paths that must stay byte-identical
+
+
+def committed_cases() -> list[Case]:
+    """Every case of every ``tests/corpus/cases*.json`` table, in file order."""
+    cases = []
+    for table_file in sorted(CORPUS.glob("cases*.json")):
+        for c in json.loads(table_file.read_text(encoding="utf-8")):
+            cases.append(
+                Case(
+                    c["id"],
+                    CORPUS / c["file"],
+                    c["exit"],
+                    c["path"],
+                    c["fragment"],
+                    c.get("code"),
+                    tuple(c.get("commands", COMMANDS)),
+                    tuple(c.get("args", ())),
+                )
+            )
+    return cases
+
+
+def write(path: Path, doc: Any) -> Path:
+    """Write ``doc`` (bytes, text or JSON-able) to ``path``, making its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(doc, bytes):
+        path.write_bytes(doc)
+    else:
+        path.write_text(doc if isinstance(doc, str) else json.dumps(doc), encoding="utf-8")
+    return path
+
+
+def spec(**sections: Any) -> dict[str, Any]:
+    """A copy of the tiny base spec with whole top-level sections replaced."""
+    doc = json.loads(json.dumps(BASE))
+    doc.update(sections)
+    return doc
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int, bytes]]:
+    """Every path under ``root`` with its mode, size and (for small files) bytes."""
+    found = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            st = p.lstat()
+            data = p.read_bytes() if p.is_file() and not p.is_symlink() and st.st_size < 1 << 16 else b""
+            found[str(p.relative_to(root))] = (st.st_mode, st.st_size, data)
+    return found
+
+
+def argv_for(case: Case, command: str, work: Path, as_json: bool = False) -> list[str]:
+    argv = [command, str(case.file)]
+    if command != "check":
+        default_out = ["-o", str(work / "out")] if command == "compile" else ["-o", str(work / "out.svg")]
+        argv += list(case.out_args) or default_out
+    argv += list(case.args)
+    if as_json:
+        argv.append("--json")
+    return argv
+
+
+def check_text(case: Case, result: Any) -> None:
+    output = result.output
+    assert "Traceback" not in output
+    assert result.exit_code == case.exit, output
+    if case.exit == 0:
+        assert case.fragment in output
+        return
+    lines = result.stderr.splitlines()
+    assert lines, "an error must be reported"
+    assert all(line.startswith("error: ") for line in lines), result.stderr
+    assert result.stdout == "", result.stdout
+    if case.code != "output":
+        prefix = f"error: {printable(str(case.file))}: $"
+        assert all(line.startswith(prefix) for line in lines), result.stderr
+    want = f"{printable(str(case.file))}: {case.path}: " if case.code != "output" else ""
+    hits = [line for line in lines if want in line and case.fragment in line]
+    assert hits, f"no line with {want!r} and {case.fragment!r}:\n{result.stderr}"
+
+
+def check_json(case: Case, result: Any, validator: Any) -> None:
+    assert result.exit_code == case.exit, result.output
+    payload = json.loads(result.stdout)
+    errors = sorted(validator.iter_errors(payload), key=str)
+    assert not errors, errors[0]
+    if case.exit == 0:
+        return
+    assert payload["ok"] is False
+    items = [e for f in payload["files"] for e in f["errors"]]
+    match = [e for e in items if e["path"] == case.path and case.fragment in e["message"] + " " + e["hint"]]
+    assert match, items
+    if case.code:
+        assert case.code in {e["code"] for e in match}, match
+
+
+def run_case(case: Case, work: Path, systemp: Path, validator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(work)
+    keep = {p: p.read_bytes() for p in case.keep}
+    for command in case.commands:
+        before = snapshot(work)
+        for as_json in (False, True):
+            result = CliRunner().invoke(cli, argv_for(case, command, work, as_json))
+            assert not isinstance(result.exception, AssertionError), result.exception  # the network guard
+            if as_json:
+                check_json(case, result, validator)
+            else:
+                check_text(case, result)
+        assert snapshot(work) == before, f"{command} wrote something"
+        assert list(systemp.iterdir()) == [], f"{command} left a staging folder"
+    for p, data in keep.items():
+        assert p.read_bytes() == data
