@@ -18,7 +18,7 @@ from functools import lru_cache
 from typing import Any
 
 from .errors import Problem, SchemaError, did_you_mean, quote_names
-from .fastschema import SchemaCompiler, compile_schema
+from .fastschema import SchemaCompiler
 from .layers import LAYERS, REFUSED
 from .losses import LOSSES as LOSSES  # re-exported: the names a spec may use
 from .losses import METRICS as METRICS
@@ -1018,19 +1018,24 @@ MAX_DETAILED = 100
 
 
 @lru_cache(maxsize=1)
+def _compiler() -> SchemaCompiler:
+    """One fastschema compiler for the generated schema: each ``$ref`` target is compiled once for all checks."""
+    return SchemaCompiler(generate_schema(), pattern_matches)
+
+
+@lru_cache(maxsize=1)
 def _fast() -> Any:
     """The yes/no check of the whole schema (fastschema), compiled once."""
-    return compile_schema(generate_schema(), pattern_matches)
+    return _compiler().compile(_compiler().root)
 
 
 @lru_cache(maxsize=1)
 def _entry_checks() -> dict[str, tuple[Any, Any]]:
     """For each section: (id check, entry check), compiled from the section's schema."""
-    schema = generate_schema()
+    compiler = _compiler()
     checks = {}
     for section in _SECTIONS:
-        sub = schema["properties"][section]
-        compiler = SchemaCompiler(schema, pattern_matches)
+        sub = compiler.root["properties"][section]
         checks[section] = (
             compiler.compile(sub.get("propertyNames", True)),
             compiler.compile(sub.get("additionalProperties", True)),

@@ -17,7 +17,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -67,15 +66,6 @@ def stages(folder: Path) -> list[Path]:
     return sorted(folder.glob(f"{STAGE}*"))
 
 
-@pytest.fixture
-def systemp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private system temp folder on the output's filesystem (where staging happens)."""
-    tmp = tmp_path / "systemp"
-    tmp.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
-    return tmp
-
-
 def compile_in_process(spec_path: Path, out: Path) -> Any:
     result = CliRunner().invoke(cli, ["compile", str(spec_path), "-o", str(out)])
     assert result.exit_code == 0, result.output
@@ -89,13 +79,13 @@ def assert_loadable(out: Path, keras: Any, name: str) -> None:
     assert sorted(t.name for t in model.inputs) == sorted(manifest["signature"]["inputs"])
 
 
-def test_sigkill_midway_leaves_the_earlier_output(tmp_path: Path, systemp: Path, keras: Any) -> None:
+def test_sigkill_midway_leaves_the_earlier_output(tmp_path: Path, private_tmp: Path, keras: Any) -> None:
     out = tmp_path / "models" / "net"
     compile_in_process(write(tmp_path, FIRST, "first.json"), out)
     before = tree_digest(out)
     second = write(tmp_path, SECOND, "second.json")
 
-    env = {**os.environ, "TMPDIR": str(systemp), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {**os.environ, "TMPDIR": str(private_tmp), "TF_CPP_MIN_LOG_LEVEL": "3"}
     exe = Path(sys.executable).with_name("fusec")
     proc = subprocess.Popen(
         [str(exe), "compile", str(second), "-o", str(out)],
@@ -108,7 +98,7 @@ def test_sigkill_midway_leaves_the_earlier_output(tmp_path: Path, systemp: Path,
         mine = f"{STAGE}{proc.pid}-"
         while time.monotonic() < deadline and proc.poll() is None:
             # midway: the staging folder exists and the SavedModel export has begun
-            if any(s.name.startswith(mine) and any(s.iterdir()) for s in stages(systemp)):
+            if any(s.name.startswith(mine) and any(s.iterdir()) for s in stages(private_tmp)):
                 break
             time.sleep(0.002)
         assert proc.poll() is None, f"the compile ended before it could be killed: {proc.stderr.read()!r}"
@@ -125,19 +115,19 @@ def test_sigkill_midway_leaves_the_earlier_output(tmp_path: Path, systemp: Path,
     assert_loadable(out, keras, "first")
     assert stages(out.parent) == [], "a partial folder was left beside the output"
     assert sorted(p.name for p in out.parent.iterdir()) == ["net"]
-    left = stages(systemp)
+    left = stages(private_tmp)
     assert [p.name.startswith(f"{STAGE}{proc.pid}-") for p in left] == [True], left
 
     # The next compile replaces the output and removes the dead process's staging folder.
     compile_in_process(second, out)
-    assert stages(systemp) == []
+    assert stages(private_tmp) == []
     assert json.loads((out / "fusec.json").read_text())["name"] == "second"
     assert (out / "spec.json").read_bytes() == second.read_bytes()
     assert_loadable(out, keras, "second")
 
 
 def test_failed_save_keeps_the_earlier_output(
-    tmp_path: Path, systemp: Path, keras: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, private_tmp: Path, keras: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A save that raises half-way (after the SavedModel is written) changes nothing."""
     import fusec.save
@@ -148,7 +138,7 @@ def test_failed_save_keeps_the_earlier_output(
     second = write(tmp_path, SECOND, "second.json")
 
     def fail(*args: Any, **kwargs: Any) -> None:
-        assert any(stages(systemp)), "the failure should come mid-way, after staging began"
+        assert any(stages(private_tmp)), "the failure should come mid-way, after staging began"
         raise RuntimeError("simulated crash while saving")
 
     monkeypatch.setattr(fusec.save, "_swap_into_place", fail)
@@ -156,11 +146,13 @@ def test_failed_save_keeps_the_earlier_output(
     assert result.exit_code == 3  # an unexpected exception: reported as a bug, cleanly
     assert "Traceback" not in result.output and "simulated crash" in result.output
     assert tree_digest(out) == before
-    assert stages(systemp) == [] and stages(out.parent) == []
+    assert stages(private_tmp) == [] and stages(out.parent) == []
     assert_loadable(out, keras, "first")
 
 
-def test_disk_full_is_a_clean_error(tmp_path: Path, systemp: Path, keras: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_disk_full_is_a_clean_error(
+    tmp_path: Path, private_tmp: Path, keras: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An OSError while writing (disk full) is exit 1 with the reason, the earlier output intact."""
     import fusec.save
 
@@ -177,11 +169,11 @@ def test_disk_full_is_a_clean_error(tmp_path: Path, systemp: Path, keras: Any, m
     (line,) = result.stderr.splitlines()
     assert line.startswith(f"error: output `{out}`: cannot be written: No space left on device")
     assert tree_digest(out) == before
-    assert stages(systemp) == []
+    assert stages(private_tmp) == []
 
 
 def test_new_parent_folders_are_removed_on_failure(
-    tmp_path: Path, systemp: Path, keras: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, private_tmp: Path, keras: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import fusec.save
 
@@ -195,7 +187,7 @@ def test_new_parent_folders_are_removed_on_failure(
     assert not (tmp_path / "a").exists()
 
 
-def test_stale_stages_of_dead_processes_only_are_removed(tmp_path: Path, systemp: Path, keras: Any) -> None:
+def test_stale_stages_of_dead_processes_only_are_removed(tmp_path: Path, private_tmp: Path, keras: Any) -> None:
     """Only staging folders fusec signed (with this user's key), of processes that are gone, are removed."""
     import fusec.save
 
@@ -207,12 +199,12 @@ def test_stale_stages_of_dead_processes_only_are_removed(tmp_path: Path, systemp
     try:
         signed = {f"{STAGE}{dead.pid}-abc", f"{STAGE}{alive.pid}-def"}
         for name in (*signed, f"{STAGE}{dead.pid}-unsigned", f"{STAGE}{dead.pid}-forged", f"{STAGE}notapid-x"):
-            (systemp / name / "new" / "saved_model").mkdir(parents=True)
+            (private_tmp / name / "new" / "saved_model").mkdir(parents=True)
         for name in signed:
-            (systemp / name / fusec.save._STAGE_MARK).write_text(fusec.save._mark(systemp / name, key))
-        (systemp / f"{STAGE}{dead.pid}-forged" / fusec.save._STAGE_MARK).write_text("0" * 64)
+            (private_tmp / name / fusec.save._STAGE_MARK).write_text(fusec.save._mark(private_tmp / name, key))
+        (private_tmp / f"{STAGE}{dead.pid}-forged" / fusec.save._STAGE_MARK).write_text("0" * 64)
         compile_in_process(write(tmp_path, FIRST, "first.json"), tmp_path / "net")
-        assert sorted(p.name for p in stages(systemp)) == sorted(
+        assert sorted(p.name for p in stages(private_tmp)) == sorted(
             [f"{STAGE}{alive.pid}-def", f"{STAGE}{dead.pid}-unsigned", f"{STAGE}{dead.pid}-forged", f"{STAGE}notapid-x"]
         )
     finally:
@@ -220,7 +212,7 @@ def test_stale_stages_of_dead_processes_only_are_removed(tmp_path: Path, systemp
         alive.wait()
 
 
-def test_replaces_its_own_output_only(tmp_path: Path, systemp: Path, keras: Any) -> None:
+def test_replaces_its_own_output_only(tmp_path: Path, private_tmp: Path, keras: Any) -> None:
     out = tmp_path / "net"
     compile_in_process(write(tmp_path, FIRST, "first.json"), out)
     compile_in_process(write(tmp_path, FIRST, "first.json"), out)  # its own, unchanged: replaced
@@ -237,7 +229,7 @@ def test_replaces_its_own_output_only(tmp_path: Path, systemp: Path, keras: Any)
 
 
 def test_a_file_written_during_the_compile_is_never_taken(
-    tmp_path: Path, systemp: Path, keras: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, private_tmp: Path, keras: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Another process adds a file to the output between fusec's last check and its swap: nothing is replaced."""
     import fusec.save
@@ -257,11 +249,12 @@ def test_a_file_written_during_the_compile_is_never_taken(
     after = tree_digest(out)
     assert after.pop("notes.txt") == hashlib.sha256(b"written by someone else\n").hexdigest()
     assert after == before  # the earlier output, untouched
-    assert stages(systemp) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["first.json", "net", "systemp"]
+    assert stages(private_tmp) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["first.json", "net", "systemp"]
 
 
 def test_an_output_created_during_the_compile_is_never_taken(
-    tmp_path: Path, systemp: Path, keras: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, private_tmp: Path, keras: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The output path did not exist when checked; another process creates it before the swap: it stays."""
     import fusec.save
@@ -276,10 +269,10 @@ def test_an_output_created_during_the_compile_is_never_taken(
     assert result.exit_code == 1, result.output
     assert "changed while fusec was writing: something was created there" in result.output
     assert out.read_text() == "precious\n"
-    assert stages(systemp) == []
+    assert stages(private_tmp) == []
 
 
-def test_keras_user_warnings_do_not_leak(tmp_path: Path, systemp: Path, keras: Any) -> None:
+def test_keras_user_warnings_do_not_leak(tmp_path: Path, private_tmp: Path, keras: Any) -> None:
     """Keras warns that Flatten drops the mask; fusec already said so, with the JSON path: one line, no source."""
     doc = spec(
         name="masked",
@@ -457,6 +450,26 @@ def staged(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
     return stage, fusec.save._write_owner(stage, fusec.save.user_key(create=True))
 
 
+def swap_setup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, exchange: bool
+) -> tuple[Path, Path, dict[str, Any]]:
+    """(out, stage, entries): an output path that is new, an empty folder or fusec's own, and a staged new one.
+
+    Without ``exchange``, renameat2 is made unavailable: check, rename aside, verify, rename.
+    """
+    import fusec.save
+
+    if not exchange:
+        monkeypatch.setattr(fusec.save, "_renameat2", lambda a, b, flags: False)
+    out = tmp_path / "out"
+    if kind == "empty":
+        out.mkdir()
+    elif kind == "owned":
+        fake_output(out)
+    stage, entries = staged(tmp_path)
+    return out, stage, entries
+
+
 def swap(stage: Path, entries: dict[str, Any], out: Path, monkeypatch: pytest.MonkeyPatch, intruder: Any) -> str:
     """Swap ``stage`` into ``out`` with ``intruder`` run just before; return the error ("" on success)."""
     import fusec.save
@@ -489,16 +502,7 @@ INTRUSIONS = [
 def test_raced_swap_replaces_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, intruder: Any, fragment: str, exchange: bool
 ) -> None:
-    import fusec.save
-
-    if not exchange:  # where renameat2 does not exist: check, rename aside, verify, rename
-        monkeypatch.setattr(fusec.save, "_renameat2", lambda a, b, flags: False)
-    out = tmp_path / "out"
-    if kind == "empty":
-        out.mkdir()
-    elif kind == "owned":
-        fake_output(out)
-    stage, entries = staged(tmp_path)
+    out, stage, entries = swap_setup(tmp_path, monkeypatch, kind, exchange)
     snapshot: dict[Path, bytes] = {}
 
     def intrude(o: Path) -> None:  # then note everything outside the stage, as the intruder left it
@@ -521,20 +525,13 @@ def test_raced_swap_replaces_nothing(
 def test_unraced_swap_replaces_exactly_the_old_output(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, exchange: bool
 ) -> None:
-    import fusec.save
-
-    if not exchange:
-        monkeypatch.setattr(fusec.save, "_renameat2", lambda a, b, flags: False)
-    out = tmp_path / "out"
-    if kind == "empty":
-        out.mkdir()
-    elif kind == "owned":
-        fake_output(out)
-    stage, entries = staged(tmp_path)
+    out, stage, entries = swap_setup(tmp_path, monkeypatch, kind, exchange)
     assert swap(stage, entries, out, monkeypatch, lambda o: None) == ""
     assert sorted(p.name for p in out.iterdir()) == ["fusec.json", "fusec.owner.json"]
     assert not stage.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["container", "out"]
-    assert fusec.save.inspect_destination(out, deep=True).kind == "owned"
+    from fusec.save import inspect_destination
+
+    assert inspect_destination(out, deep=True).kind == "owned"
 
 
 def test_a_file_appearing_while_the_old_output_is_removed_is_kept_beside_it(tmp_path: Path) -> None:
@@ -553,7 +550,7 @@ def test_a_file_appearing_while_the_old_output_is_removed_is_kept_beside_it(tmp_
 # --- determinism --------------------------------------------------------------------
 
 
-def test_same_spec_same_weights_and_signature(tmp_path: Path, systemp: Path, keras: Any) -> None:
+def test_same_spec_same_weights_and_signature(tmp_path: Path, private_tmp: Path, keras: Any) -> None:
     """Two compiles of one spec: identical initial weights, manifest and signature."""
     import numpy as np
 

@@ -127,39 +127,41 @@ def _growth_spec(name: str, n: int, **changes: Any) -> dict[str, Any]:
     return doc
 
 
-def _port_reexports(tmp: Path) -> Case:
-    """Twelve levels of blocks re-exporting four ports (once 66 s), with an output naming a fifth port."""
-    doc = _growth_spec("nested_port_reexports", 4, outputs={"y": {"from": "t.o9", "loss": "mse"}})
-    f = write(tmp / "port_reexports.json", doc)
-    return Case("port_reexports", f, 1, "$.outputs.y.from", "block instance `t` has no output `o9`", "reference")
+def _at_scale(
+    cid: str, pattern: str, n: int, path: str, fragment: str, code: str, **changes: Any
+) -> Callable[[Path], Case]:
+    """A case made of a tests/test_growth.py pattern at size n (one that once took minutes to check)."""
+
+    def make(tmp: Path) -> Case:
+        return Case(cid, write(tmp / f"{cid}.json", _growth_spec(pattern, n, **changes)), 1, path, fragment, code)
+
+    make.__name__ = f"_{cid}"
+    return make
 
 
-def _many_dangling(tmp: Path) -> Case:
-    """3,000 references to ids that do not exist (once 41 s of suggestions)."""
-    f = write(tmp / "many_dangling.json", _growth_spec("dangling_references", 3000))
-    return Case("many_dangling", f, 1, "$.nodes.n2999.inputs", "no node or input named `zz2999`", "reference")
-
-
-def _many_missing_shared(tmp: Path) -> Case:
-    f = write(tmp / "many_missing_shared.json", _growth_spec("missing_shared_layers", 3000))
-    return Case("many_missing_shared", f, 1, "$.nodes.n2999.shared", "no shared layer named `t2999`", "reference")
-
-
-def _many_dangling_in_block(tmp: Path) -> Case:
-    f = write(tmp / "many_dangling_in_block.json", _growth_spec("references_inside_a_block", 3000))
-    path = "$.blocks.b.nodes.n7.inputs"
-    return Case("many_dangling_in_block", f, 1, path, "no node or input named `zz7`", "reference")
-
-
-def _many_mistyped(tmp: Path) -> Case:
-    """19,999 mistyped layers: the first ones explained, every one named."""
-    f = write(tmp / "many_mistyped.json", _growth_spec("mistyped_layers", 19_999))
-    return Case("many_mistyped", f, 1, "$.nodes.n19998", "does not match the schema", "schema")
-
-
-def _long_cycle_5000(tmp: Path) -> Case:
-    f = write(tmp / "long_cycle_5000.json", _growth_spec("one_long_cycle", 5000))
-    return Case("long_cycle_5000", f, 1, "$.nodes.n0.inputs", "cycle", "cycle")
+#: twelve levels of blocks re-exporting four ports (once 66 s), 3,000 dangling references (once 41 s), ...
+AT_SCALE = [
+    _at_scale(
+        "port_reexports", "nested_port_reexports", 4, "$.outputs.y.from", "block instance `t` has no output `o9`",
+        "reference", outputs={"y": {"from": "t.o9", "loss": "mse"}},
+    ),
+    _at_scale(
+        "many_dangling", "dangling_references", 3000, "$.nodes.n2999.inputs", "no node or input named `zz2999`",
+        "reference",
+    ),
+    _at_scale(
+        "many_missing_shared", "missing_shared_layers", 3000, "$.nodes.n2999.shared",
+        "no shared layer named `t2999`", "reference",
+    ),
+    _at_scale(
+        "many_dangling_in_block", "references_inside_a_block", 3000, "$.blocks.b.nodes.n7.inputs",
+        "no node or input named `zz7`", "reference",
+    ),
+    _at_scale(
+        "many_mistyped", "mistyped_layers", 19_999, "$.nodes.n19998", "does not match the schema", "schema",
+    ),
+    _at_scale("long_cycle_5000", "one_long_cycle", 5000, "$.nodes.n0.inputs", "cycle", "cycle"),
+]  # fmt: skip
 
 
 def _symlink_escape(tmp: Path) -> Case:
@@ -374,12 +376,7 @@ def _render_out_is_folder(tmp: Path) -> Case:
 
 
 GENERATED: list[Callable[[Path], Case]] = [
-    _port_reexports,
-    _many_dangling,
-    _many_missing_shared,
-    _many_dangling_in_block,
-    _many_mistyped,
-    _long_cycle_5000,
+    *AT_SCALE,
     _huge_int,
     _brackets,
     _oversize,
