@@ -27,7 +27,7 @@ schema: setup
 
 # Regenerate docs/vocabulary.md from the registries.
 docs: setup
-	.venv/bin/python -m fusec.docgen > docs/vocabulary.md
+	.venv/bin/python -m fusec.vocab.docgen > docs/vocabulary.md
 
 # Regenerate docs/gallery.md and its diagrams from every spec in specs/.
 gallery: setup

@@ -65,7 +65,7 @@ def seed_layers(keras: Any, tf: Any) -> tuple[type, Callable[..., Any]]:
 
 
 def build_gated_model(keras: Any, n: int, f: int, seed: bool, seed_gate: Callable[..., Any]) -> Any:
-    from fusec.fusion import GatedMerge
+    from fusec.keras.fusion import GatedMerge
 
     experts = [keras.Input((f,)) for _ in range(n)]
     gate = keras.Input((n,))
@@ -98,13 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = "-1"  # before TensorFlow is imported
-    from fusec.tf import import_keras
+    from fusec.keras.tf import import_keras
 
     keras = import_keras()
     import numpy as np
     import tensorflow as tf
 
-    from fusec.fusion import WeightedMerge
+    from fusec.keras.fusion import WeightedMerge
 
     if args.device == "gpu" and not tf.config.list_physical_devices("GPU"):
         print("error: --device gpu but TensorFlow sees no GPU", file=sys.stderr)

@@ -44,7 +44,7 @@ FUSEC = [
     sys.executable,
     "-c",
     "from fusec.cli import cli, main\n"
-    "from fusec.cli_render import render_command\n"
+    "from fusec.cli.render import render_command\n"
     "cli.commands.setdefault('render', render_command)\n"
     "main()",
 ]
@@ -59,8 +59,8 @@ import keras
 if sys.argv[1] == "nasnet":
     model = keras.applications.NASNetMobile(weights=None, input_shape=(224, 224, 3))
 else:
-    from fusec.build import build_model
-    from fusec.check import check_spec
+    from fusec.keras.build import build_model
+    from fusec.static.check import check_spec
     model = build_model(check_spec(sys.argv[1]), compile=False)
 t0 = time.perf_counter()
 keras.utils.plot_model(model, to_file=sys.argv[2], show_shapes=True, show_layer_names=True)
@@ -71,8 +71,8 @@ print(json.dumps({"plot_s": time.perf_counter() - t0, "layers": len(model.layers
 CONVERT_SCRIPT = r"""
 import json, sys
 import keras
-from fusec.check import check_spec
-from fusec.layers import LAYERS
+from fusec.static.check import check_spec
+from fusec.vocab.layers import LAYERS
 
 model = keras.applications.NASNetMobile(weights=None, input_shape=(224, 224, 3))
 merges = {"Add": "add", "Concatenate": "concat"}

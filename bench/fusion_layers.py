@@ -32,14 +32,14 @@ def measure(
     """One row per merge, fan-in and pass (forward; forward and backward)."""
     if device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = "-1"  # before TensorFlow is imported
-    from fusec.tf import import_keras
+    from fusec.keras.tf import import_keras
 
     keras = import_keras()
     import numpy as np
     import tensorflow as tf
     from bench_fusion import build_gated_model, make_step, seed_layers, time_fn
 
-    from fusec.fusion import WeightedMerge
+    from fusec.keras.fusion import WeightedMerge
 
     if device == "gpu" and not tf.config.list_physical_devices("GPU"):
         raise SystemExit("error: --device gpu but TensorFlow sees no GPU")

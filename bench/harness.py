@@ -29,7 +29,7 @@ QUIET_ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 # ``fusec render`` through the CLI group, also before cli.py registers the command.
 _RENDER_SHIM = (
     "from fusec.cli import cli, main\n"
-    "from fusec.cli_render import render_command\n"
+    "from fusec.cli.render import render_command\n"
     "cli.commands.setdefault('render', render_command)\n"
     "main()"
 )

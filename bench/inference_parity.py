@@ -82,7 +82,7 @@ def measure(
     """Rows for batch-1 latency and batch-256 throughput of each scenario (and a noise-floor control)."""
     if device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = "-1"  # before TensorFlow is imported
-    from fusec.tf import import_keras
+    from fusec.keras.tf import import_keras
 
     import_keras()  # TensorFlow, without its start-up banner
     import tensorflow as tf

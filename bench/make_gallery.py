@@ -15,10 +15,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from fusec.check import check_spec
-from fusec.cli_render import write_atomic
+from fusec.cli.render import write_atomic
 from fusec.errors import FusecError
 from fusec.render import render
+from fusec.static.check import check_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"

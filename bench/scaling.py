@@ -55,7 +55,7 @@ INPROC_REPEATS = 7
 # argv: repeats, spec paths. Times check_spec alone (imports done, warmed), median of repeats.
 INPROC_SCRIPT = r"""
 import json, statistics, sys, time
-from fusec.check import check_spec
+from fusec.static.check import check_spec
 repeats, out = int(sys.argv[1]), {}
 for path in sys.argv[2:]:
     check_spec(path)

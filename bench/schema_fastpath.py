@@ -24,7 +24,7 @@ from gen_specs import FAMILIES, make_spec
 def plain_validator() -> Any:
     from jsonschema import Draft202012Validator, validators
 
-    from fusec.schema import generate_schema
+    from fusec.spec.schema import generate_schema
 
     checker = Draft202012Validator.TYPE_CHECKER.redefine(
         "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
@@ -35,7 +35,7 @@ def plain_validator() -> Any:
 def measure(nodes: int = 4000, repeats: int = 5) -> list[Row]:
     import time
 
-    from fusec.schema import _validator
+    from fusec.spec.schema import _validator
 
     before, after = plain_validator(), _validator()
     rows = []

@@ -14,9 +14,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .check import Checked, check_spec
 from .errors import FusecError
-from .load import Spec, load_spec
+from .spec.load import Spec, load_spec
+from .static.check import Checked, check_spec
 
 __version__ = "0.1.0"
 
@@ -39,9 +39,9 @@ def compile_spec(path: str, out: str, fmt: str = "all", max_params: int | None =
         FusecError: the spec is invalid, Keras refused it, or the output
             cannot be written.
     """
-    from .build import build_model
-    from .save import check_destination, save_artifacts
-    from .shapes import DEFAULT_MAX_PARAMS
+    from .keras.build import build_model
+    from .keras.save import check_destination, save_artifacts
+    from .static.shapes import DEFAULT_MAX_PARAMS
 
     checked = check_spec(path, max_params or DEFAULT_MAX_PARAMS)
     from pathlib import Path
@@ -112,9 +112,9 @@ def load_model(path: str | os.PathLike[str], compile: bool = True) -> Any:
     elif given.suffix != ".keras" or not given.is_file():
         raise fail(f"`{given}` is not a .keras archive")
 
-    from . import fusion  # noqa: F401  (registers fusec>WeightedMerge and fusec>GatedMerge with Keras)
-    from .build import deep_recursion
-    from .tf import import_keras
+    from .keras import fusion  # noqa: F401  (registers fusec>WeightedMerge and fusec>GatedMerge with Keras)
+    from .keras.build import deep_recursion
+    from .keras.tf import import_keras
 
     keras = import_keras()
     try:

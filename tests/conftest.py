@@ -23,7 +23,7 @@ SPECS = ROOT / "specs"
 @pytest.fixture(scope="session")
 def keras() -> Any:
     """Keras, imported once for the whole session."""
-    from fusec.tf import import_keras
+    from fusec.keras.tf import import_keras
 
     return import_keras()
 

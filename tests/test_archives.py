@@ -27,7 +27,9 @@ import pytest
 from test_corpus_archives import dense, functional, input_layer, tiny_archive, weights_h5
 
 from conftest import SPECS
-from fusec.budget import (
+from fusec.errors import FusecError, ShapeError
+from fusec.static.archive import SubModel, inspect_keras
+from fusec.static.budget import (
     ADDRESS_PER_BYTE,
     BASE_ADDRESS,
     BASE_RESIDENT,
@@ -38,11 +40,9 @@ from fusec.budget import (
     memory_problems,
     parse_size,
 )
-from fusec.check import check_spec
-from fusec.errors import FusecError, ShapeError
-from fusec.layers import LAYERS
-from fusec.merges import MERGES
-from fusec.submodel import SubModel, inspect_keras
+from fusec.static.check import check_spec
+from fusec.vocab.layers import LAYERS
+from fusec.vocab.merges import MERGES
 from helpers import spec, write
 
 PARTS = sorted((SPECS / "parts").glob("*.keras"))
@@ -89,7 +89,7 @@ def test_bundled_archives_read_as_keras_loads_them(keras: Any, path: Path) -> No
 
 def _example_model(keras: Any) -> Any:
     """One model calling every layer rule's and merge rule's examples, each on inputs of its own."""
-    from fusec.build import keras_layer, keras_merge
+    from fusec.keras.build import keras_layer, keras_merge
 
     inputs: dict[str, Any] = {}
     outputs: dict[str, Any] = {}
@@ -175,7 +175,7 @@ def test_sequential_archives_are_usable(keras: Any, tmp_path: Path) -> None:
             },
         )
         checked = check_spec(write(tmp_path, doc, f"{name}.json"))
-        from fusec.build import build_model
+        from fusec.keras.build import build_model
 
         fused = build_model(checked)
         assert fused.count_params() == checked.totals.params
@@ -191,7 +191,7 @@ def test_called_on_narrower_shapes(keras: Any, tmp_path: Path) -> None:
     keras.Model(i, out, name="enc").save(tmp_path / "enc.keras")
     doc = spec(inputs={"x": {"shape": [5, 8]}}, nodes={"y": {"model": "enc.keras", "inputs": "x"}})
     checked = check_spec(write(tmp_path, doc))
-    from fusec.build import build_model
+    from fusec.keras.build import build_model
 
     model = build_model(checked)
     assert checked.info["y"].shape == tuple(model.outputs[0].shape) == (None, 5, 3)
@@ -201,7 +201,7 @@ def test_called_on_narrower_shapes(keras: Any, tmp_path: Path) -> None:
 @pytest.mark.parametrize("path", BUNDLED, ids=[p.stem for p in BUNDLED])
 def test_fusec_compiled_archives_read_back(keras: Any, tmp_path: Path, path: Path) -> None:
     """What fusec compiles (fusion layers, shared layers, blocks, sub-models, a compile config) reads back exactly."""
-    from fusec.build import build_model
+    from fusec.keras.build import build_model
 
     checked = check_spec(path)
     model = build_model(checked)
@@ -219,7 +219,7 @@ def test_fusec_compiled_archives_read_back(keras: Any, tmp_path: Path, path: Pat
 @pytest.mark.slow
 def test_a_compiled_fusion_model_as_a_sub_model(keras: Any, tmp_path: Path) -> None:
     """An archive fusec compiled (its weighted merge included) is a sub-model fusec reads, builds and runs."""
-    from fusec.build import build_model
+    from fusec.keras.build import build_model
 
     inner = build_model(check_spec(SPECS / "late_fusion_weighted.json"))
     inner.save(tmp_path / "fusion.keras")
@@ -234,7 +234,7 @@ def test_a_compiled_fusion_model_as_a_sub_model(keras: Any, tmp_path: Path) -> N
 @pytest.mark.slow
 def test_weights_files_of_a_spec(keras: Any, tmp_path: Path) -> None:
     """The weights a compiled spec saves (.weights.h5 and .keras) fit it; another spec's do not."""
-    from fusec.build import build_model
+    from fusec.keras.build import build_model
 
     sub_doc = spec(
         inputs={"x": {"shape": [6]}},
@@ -267,7 +267,7 @@ def test_weights_files_of_a_spec(keras: Any, tmp_path: Path) -> None:
 def test_allow_lists_name_real_keras_classes(keras: Any) -> None:
     """Every class an archive may name exists in the Keras module it is allowed for."""
     from fusec import fusion
-    from fusec.submodel import _classes
+    from fusec.static.archive import _classes
 
     modules = {
         "keras.layers": keras.layers,
@@ -279,7 +279,7 @@ def test_allow_lists_name_real_keras_classes(keras: Any) -> None:
         "keras.losses": keras.losses,
         "keras.metrics": keras.metrics,
         "keras.models": keras.models,
-        "fusec.fusion": fusion,
+        "fusec.keras.fusion": fusion,
     }
     for module, classes in _classes().items():
         where = modules.get(module, keras)
@@ -343,7 +343,7 @@ CALIBRATION = [
 
 @pytest.mark.parametrize(("params", "trainable", "slots", "rss", "virtual"), CALIBRATION)
 def test_estimate_is_above_every_measurement(params: int, trainable: int, slots: int, rss: int, virtual: int) -> None:
-    from fusec.shapes import NodeInfo
+    from fusec.static.shapes import NodeInfo
 
     info = {"e": NodeInfo("layer", "Embedding", (None, 4, 100), trainable, params - trainable)}
     est = estimate(info, optimizer={2: "adam", 0: "sgd"}[slots])
@@ -367,8 +367,8 @@ def _embedding_spec(tmp_path: Path, rows: int) -> Path:
 
 
 def test_memory_budget_names_the_biggest_node(tmp_path: Path) -> None:
-    from fusec.shapes import infer_shapes
-    from fusec.submodel import ModelContext
+    from fusec.static.archive import ModelContext
+    from fusec.static.shapes import infer_shapes
 
     checked = check_spec(_embedding_spec(tmp_path, 100_000))
     est = estimate(checked.info, checked.graph)
@@ -392,7 +392,7 @@ def test_embedding_at_the_parameter_budget_is_refused_under_an_address_space_lim
         resource.setrlimit(resource.RLIMIT_AS, (8 << 30, resource.RLIM_INFINITY))
 
     proc = subprocess.run(
-        [sys.executable, "-m", "fusec.cli", "compile", str(path), "-o", str(tmp_path / "out")],
+        [sys.executable, "-m", "fusec", "compile", str(path), "-o", str(tmp_path / "out")],
         capture_output=True,
         text=True,
         preexec_fn=limit,

@@ -130,7 +130,7 @@ def test_failed_save_keeps_the_earlier_output(
     tmp_path: Path, private_tmp: Path, keras: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A save that raises half-way (after the SavedModel is written) changes nothing."""
-    import fusec.save
+    import fusec.keras.save
 
     out = tmp_path / "net"
     compile_in_process(write(tmp_path, FIRST, "first.json"), out)
@@ -141,7 +141,7 @@ def test_failed_save_keeps_the_earlier_output(
         assert any(stages(private_tmp)), "the failure should come mid-way, after staging began"
         raise RuntimeError("simulated crash while saving")
 
-    monkeypatch.setattr(fusec.save, "_swap_into_place", fail)
+    monkeypatch.setattr(fusec.keras.save, "_swap_into_place", fail)
     result = CliRunner().invoke(cli, ["compile", str(second), "-o", str(out)])
     assert result.exit_code == 3  # an unexpected exception: reported as a bug, cleanly
     assert "Traceback" not in result.output and "simulated crash" in result.output
@@ -154,7 +154,7 @@ def test_disk_full_is_a_clean_error(
     tmp_path: Path, private_tmp: Path, keras: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An OSError while writing (disk full) is exit 1 with the reason, the earlier output intact."""
-    import fusec.save
+    import fusec.keras.save
 
     out = tmp_path / "net"
     compile_in_process(write(tmp_path, FIRST, "first.json"), out)
@@ -163,7 +163,7 @@ def test_disk_full_is_a_clean_error(
     def full(*args: Any, **kwargs: Any) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(fusec.save, "_swap_into_place", full)
+    monkeypatch.setattr(fusec.keras.save, "_swap_into_place", full)
     result = CliRunner().invoke(cli, ["compile", str(write(tmp_path, SECOND, "second.json")), "-o", str(out)])
     assert result.exit_code == 1, result.output
     (line,) = result.stderr.splitlines()
@@ -175,12 +175,12 @@ def test_disk_full_is_a_clean_error(
 def test_new_parent_folders_are_removed_on_failure(
     tmp_path: Path, private_tmp: Path, keras: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import fusec.save
+    import fusec.keras.save
 
     def full(*args: Any, **kwargs: Any) -> None:
         raise OSError(errno.EIO, os.strerror(errno.EIO))
 
-    monkeypatch.setattr(fusec.save, "_swap_into_place", full)
+    monkeypatch.setattr(fusec.keras.save, "_swap_into_place", full)
     out = tmp_path / "a" / "b" / "net"
     result = CliRunner().invoke(cli, ["compile", str(write(tmp_path, FIRST, "first.json")), "-o", str(out)])
     assert result.exit_code == 1
@@ -189,9 +189,9 @@ def test_new_parent_folders_are_removed_on_failure(
 
 def test_stale_stages_of_dead_processes_only_are_removed(tmp_path: Path, private_tmp: Path, keras: Any) -> None:
     """Only staging folders fusec signed (with this user's key), of processes that are gone, are removed."""
-    import fusec.save
+    import fusec.keras.save
 
-    key = fusec.save.user_key(create=True)
+    key = fusec.keras.save.user_key(create=True)
     assert key is not None
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -201,8 +201,10 @@ def test_stale_stages_of_dead_processes_only_are_removed(tmp_path: Path, private
         for name in (*signed, f"{STAGE}{dead.pid}-unsigned", f"{STAGE}{dead.pid}-forged", f"{STAGE}notapid-x"):
             (private_tmp / name / "new" / "saved_model").mkdir(parents=True)
         for name in signed:
-            (private_tmp / name / fusec.save._STAGE_MARK).write_text(fusec.save._mark(private_tmp / name, key))
-        (private_tmp / f"{STAGE}{dead.pid}-forged" / fusec.save._STAGE_MARK).write_text("0" * 64)
+            (private_tmp / name / fusec.keras.save._STAGE_MARK).write_text(
+                fusec.keras.save._mark(private_tmp / name, key)
+            )
+        (private_tmp / f"{STAGE}{dead.pid}-forged" / fusec.keras.save._STAGE_MARK).write_text("0" * 64)
         compile_in_process(write(tmp_path, FIRST, "first.json"), tmp_path / "net")
         assert sorted(p.name for p in stages(private_tmp)) == sorted(
             [f"{STAGE}{alive.pid}-def", f"{STAGE}{dead.pid}-unsigned", f"{STAGE}{dead.pid}-forged", f"{STAGE}notapid-x"]
@@ -232,7 +234,7 @@ def test_a_file_written_during_the_compile_is_never_taken(
     tmp_path: Path, private_tmp: Path, keras: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Another process adds a file to the output between fusec's last check and its swap: nothing is replaced."""
-    import fusec.save
+    import fusec.keras.save
 
     out = tmp_path / "net"
     spec_path = write(tmp_path, FIRST, "first.json")
@@ -242,7 +244,7 @@ def test_a_file_written_during_the_compile_is_never_taken(
     def intruder(stage: Path, target: Path) -> None:
         (target / "notes.txt").write_text("written by someone else\n")
 
-    monkeypatch.setattr(fusec.save, "before_swap", intruder)
+    monkeypatch.setattr(fusec.keras.save, "before_swap", intruder)
     result = CliRunner().invoke(cli, ["compile", str(spec_path), "-o", str(out)])
     assert result.exit_code == 1, result.output
     assert "changed while fusec was writing: `notes.txt` appeared in it" in result.output
@@ -257,14 +259,14 @@ def test_an_output_created_during_the_compile_is_never_taken(
     tmp_path: Path, private_tmp: Path, keras: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The output path did not exist when checked; another process creates it before the swap: it stays."""
-    import fusec.save
+    import fusec.keras.save
 
     out = tmp_path / "net"
 
     def intruder(stage: Path, target: Path) -> None:
         target.write_text("precious\n")
 
-    monkeypatch.setattr(fusec.save, "before_swap", intruder)
+    monkeypatch.setattr(fusec.keras.save, "before_swap", intruder)
     result = CliRunner().invoke(cli, ["compile", str(write(tmp_path, FIRST, "first.json")), "-o", str(out)])
     assert result.exit_code == 1, result.output
     assert "changed while fusec was writing: something was created there" in result.output
@@ -295,7 +297,7 @@ def test_keras_user_warnings_do_not_leak(tmp_path: Path, private_tmp: Path, kera
 
 def fake_output(folder: Path, files: dict[str, bytes] | None = None) -> Path:
     """A folder as fusec would leave it: files, and a record signed with this user's key."""
-    import fusec.save
+    import fusec.keras.save
 
     files = (
         files if files is not None else {"fusec.json": b"{}\n", "saved_model/saved_model.pb": b"pb", "m.keras": b"k"}
@@ -303,13 +305,13 @@ def fake_output(folder: Path, files: dict[str, bytes] | None = None) -> Path:
     for rel, data in files.items():
         (folder / rel).parent.mkdir(parents=True, exist_ok=True)
         (folder / rel).write_bytes(data)
-    fusec.save._write_owner(folder, fusec.save.user_key(create=True))
+    fusec.keras.save._write_owner(folder, fusec.keras.save.user_key(create=True))
     return folder
 
 
 def refusal(out: Path, deep: bool = True) -> str:
     from fusec.errors import OutputError
-    from fusec.save import inspect_destination
+    from fusec.keras.save import inspect_destination
 
     with pytest.raises(OutputError) as exc:
         inspect_destination(out, deep=deep)
@@ -319,7 +321,7 @@ def refusal(out: Path, deep: bool = True) -> str:
 
 
 def test_own_output_is_recognised(tmp_path: Path) -> None:
-    from fusec.save import inspect_destination
+    from fusec.keras.save import inspect_destination
 
     out = fake_output(tmp_path / "out")
     dest = inspect_destination(out, deep=True)
@@ -333,7 +335,7 @@ def test_own_output_is_recognised(tmp_path: Path) -> None:
 def test_key_is_private_and_made_once(state_dir: Path) -> None:
     import stat as st
 
-    from fusec.save import KeyUnavailable, user_key
+    from fusec.keras.save import KeyUnavailable, user_key
 
     first = user_key(create=True)
     assert first is not None and len(first) == 32 and user_key(create=False) == first
@@ -354,9 +356,9 @@ def test_a_record_signed_with_another_key_is_refused(
 ) -> None:
     out = fake_output(tmp_path / "out")
     monkeypatch.setenv("FUSEC_STATE_DIR", str(tmp_path_factory.mktemp("another_user")))
-    import fusec.save
+    import fusec.keras.save
 
-    fusec.save.user_key(create=True)
+    fusec.keras.save.user_key(create=True)
     assert "not signed with your key" in refusal(out)
 
 
@@ -442,12 +444,12 @@ def test_a_record_that_is_a_fifo_or_link_is_refused_without_blocking(tmp_path: P
 
 
 def staged(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
-    import fusec.save
+    import fusec.keras.save
 
     stage = tmp_path / "container" / "new"
     stage.mkdir(parents=True)
     (stage / "fusec.json").write_text('{"new": true}\n')
-    return stage, fusec.save._write_owner(stage, fusec.save.user_key(create=True))
+    return stage, fusec.keras.save._write_owner(stage, fusec.keras.save.user_key(create=True))
 
 
 def swap_setup(
@@ -457,10 +459,10 @@ def swap_setup(
 
     Without ``exchange``, renameat2 is made unavailable: check, rename aside, verify, rename.
     """
-    import fusec.save
+    import fusec.keras.save
 
     if not exchange:
-        monkeypatch.setattr(fusec.save, "_renameat2", lambda a, b, flags: False)
+        monkeypatch.setattr(fusec.keras.save, "_renameat2", lambda a, b, flags: False)
     out = tmp_path / "out"
     if kind == "empty":
         out.mkdir()
@@ -472,13 +474,13 @@ def swap_setup(
 
 def swap(stage: Path, entries: dict[str, Any], out: Path, monkeypatch: pytest.MonkeyPatch, intruder: Any) -> str:
     """Swap ``stage`` into ``out`` with ``intruder`` run just before; return the error ("" on success)."""
-    import fusec.save
+    import fusec.keras.save
     from fusec.errors import OutputError
 
-    dest = fusec.save.inspect_destination(out)
-    monkeypatch.setattr(fusec.save, "before_swap", lambda s, o: intruder(o))
+    dest = fusec.keras.save.inspect_destination(out)
+    monkeypatch.setattr(fusec.keras.save, "before_swap", lambda s, o: intruder(o))
     try:
-        fusec.save._swap_into_place(stage, dest, entries)
+        fusec.keras.save._swap_into_place(stage, dest, entries)
     except OutputError as exc:
         return exc.problems[0].message
     return ""
@@ -529,19 +531,19 @@ def test_unraced_swap_replaces_exactly_the_old_output(
     assert swap(stage, entries, out, monkeypatch, lambda o: None) == ""
     assert sorted(p.name for p in out.iterdir()) == ["fusec.json", "fusec.owner.json"]
     assert not stage.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["container", "out"]
-    from fusec.save import inspect_destination
+    from fusec.keras.save import inspect_destination
 
     assert inspect_destination(out, deep=True).kind == "owned"
 
 
 def test_a_file_appearing_while_the_old_output_is_removed_is_kept_beside_it(tmp_path: Path) -> None:
-    import fusec.save
+    import fusec.keras.save
 
     out = fake_output(tmp_path / "out")
-    entries, _ = fusec.save.verify_owned(out)
+    entries, _ = fusec.keras.save.verify_owned(out)
     (out / "saved_model" / "late.txt").write_text("written during the removal\n")
-    assert not fusec.save._remove_listed(out, entries)
-    aside = fusec.save._keep_aside(out, tmp_path / "out")
+    assert not fusec.keras.save._remove_listed(out, entries)
+    aside = fusec.keras.save._keep_aside(out, tmp_path / "out")
     assert aside.name.startswith("out.fusec-kept-") and aside.parent == tmp_path
     assert (aside / "saved_model" / "late.txt").read_text() == "written during the removal\n"
     assert sorted(p.relative_to(aside).as_posix() for p in aside.rglob("*")) == ["saved_model", "saved_model/late.txt"]

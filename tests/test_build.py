@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import SPECS
-from fusec.build import build_model
-from fusec.check import check_spec
+from fusec.keras.build import build_model
+from fusec.static.check import check_spec
 from helpers import spec, write
 
 
@@ -150,7 +150,7 @@ def _depth(n: int) -> int:
 def test_deep_recursion_gives_room_and_restores_the_limit() -> None:
     import sys
 
-    from fusec.build import deep_recursion, run_deep
+    from fusec.keras.build import deep_recursion, run_deep
 
     before = sys.getrecursionlimit()
     with pytest.raises(RecursionError):
@@ -175,8 +175,8 @@ def _chain(n: int) -> dict[str, Any]:
 @pytest.mark.slow
 def test_a_chain_deeper_than_pythons_limit_builds_and_saves(tmp_path: Path, keras: Any) -> None:
     """1,500 layers: past the ~900 Keras reaches with Python's default limit of 1,000, on build and on save."""
-    from fusec.build import deep_recursion
-    from fusec.save import save_artifacts
+    from fusec.keras.build import deep_recursion
+    from fusec.keras.save import save_artifacts
 
     checked = check_spec(write(tmp_path, _chain(1_500)))
     keras.backend.clear_session()

@@ -125,7 +125,7 @@ def test_saved_models_serve_without_fusec(compiled: dict[str, Path]) -> None:
 def test_keras_archive_reloads_and_trains(compiled: dict[str, Path], keras: Any) -> None:
     import numpy as np
 
-    import fusec.fusion  # noqa: F401  (registers fusec's own layers for specs that use them)
+    import fusec.keras.fusion  # noqa: F401  (registers fusec's own layers for specs that use them)
 
     rng = np.random.default_rng(0)
 
@@ -173,7 +173,7 @@ def test_static_commands_never_import_tensorflow(no_tf: Path, command: str) -> N
     env = {**os.environ, "PYTHONPATH": str(no_tf)}
     for path in ALL_SPECS:
         proc = subprocess.run(
-            [sys.executable, "-m", "fusec.cli", command, str(path)],
+            [sys.executable, "-m", "fusec", command, str(path)],
             capture_output=True,
             text=True,
             env=env,
@@ -296,7 +296,7 @@ def test_check_many_reports_each(tmp_path: Path) -> None:
     ids=["none", "check-no-spec", "compile-no-spec", "unknown-command", "unknown-option", "bad-format"],
 )
 def test_usage_errors_exit_2(args: list[str]) -> None:
-    proc = subprocess.run([sys.executable, "-m", "fusec.cli", *args], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-m", "fusec", *args], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
 
@@ -324,7 +324,7 @@ def test_bad_option_values_are_usage_errors(tmp_path: Path, args: list[str], fra
     good = write(tmp_path, spec(), "good.json")
     argv = [str(good) if a == "S" else a for a in args]
     proc = subprocess.run(
-        [sys.executable, "-m", "fusec.cli", *argv], capture_output=True, text=True, timeout=60, cwd=tmp_path
+        [sys.executable, "-m", "fusec", *argv], capture_output=True, text=True, timeout=60, cwd=tmp_path
     )
     assert proc.returncode == 2, proc.stderr
     assert fragment in proc.stderr and "Traceback" not in proc.stderr
@@ -385,7 +385,7 @@ def test_summary_table() -> None:
 def test_weights_command(compiled: dict[str, Path], keras: Any, tmp_path: Path) -> None:
     import numpy as np
 
-    import fusec.fusion  # noqa: F401
+    import fusec.keras.fusion  # noqa: F401
 
     out = compiled["late_fusion_weighted"]
     fresh = json.loads(run("weights", "--json", str(out)).output)["weights"]

@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import SPECS
-from fusec.build import build_model
-from fusec.check import check_spec
 from fusec.cli import cli
 from fusec.errors import FusecError, GraphError, ShapeError
+from fusec.keras.build import build_model
+from fusec.static.check import check_spec
 from helpers import spec, write
 
 TOWER = {

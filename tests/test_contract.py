@@ -19,11 +19,11 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import SPECS
-from fusec.build import build_model
-from fusec.check import check_spec
 from fusec.cli import cli
+from fusec.keras.build import build_model
 from fusec.render import to_dot
-from fusec.summary import format_summary
+from fusec.static.check import check_spec
+from fusec.static.summary import format_summary
 from helpers import spec, write
 
 ALL_SPECS = sorted(SPECS.glob("*.json"))
@@ -199,7 +199,7 @@ def test_compiled_signature_manifest_and_cli_follow_the_spec(tmp_path: Path, ker
         "clicked": [2, 1],
     }
     # The reloaded archive keeps the order and the names.
-    import fusec.fusion  # noqa: F401
+    import fusec.keras.fusion  # noqa: F401
 
     model = keras.models.load_model(out / "unsorted.keras")
     assert [t.name for t in model.inputs] == ["x0", "x1", "g"]

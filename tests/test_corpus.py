@@ -57,7 +57,7 @@ def _brackets(tmp: Path) -> Case:
 
 
 def _oversize(tmp: Path) -> Case:
-    from fusec.load import MAX_BYTES
+    from fusec.spec.load import MAX_BYTES
 
     text = json.dumps(spec(doc="x" * MAX_BYTES))
     return Case("oversize", write(tmp / "big.json", text), 1, "$", f"the limit is {MAX_BYTES:,}", "limit")
@@ -452,7 +452,7 @@ def _subprocess_check(case: Case, no_tf: Path, cwd: Path) -> None:
     """
     env = {**os.environ, "PYTHONPATH": str(no_tf), "TMPDIR": str(cwd)}
     proc = subprocess.run(
-        [sys.executable, "-m", "fusec.cli", "check", os.fsencode(case.file), *case.args],
+        [sys.executable, "-m", "fusec", "check", os.fsencode(case.file), *case.args],
         capture_output=True,
         env=env,
         cwd=cwd,
@@ -483,7 +483,7 @@ def test_over_budget_is_refused_before_tensorflow(command: str, no_tf: Path, tmp
     case = BY_ID["over_budget"]
     out = tmp_path / ("out" if command == "compile" else "out.svg")
     proc = subprocess.run(
-        [sys.executable, "-m", "fusec.cli", command, str(case.file), "-o", str(out)],
+        [sys.executable, "-m", "fusec", command, str(case.file), "-o", str(out)],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(no_tf)},
@@ -551,9 +551,9 @@ def test_compiler_has_no_code_paths() -> None:
 
 def test_tables_are_closed_and_exact() -> None:
     """Layer and merge names are exact Keras class names; refused names can never be added by a spec."""
-    from fusec.layers import LAYERS, REFUSED
-    from fusec.merges import MERGES
-    from fusec.schema import generate_schema
+    from fusec.spec.schema import generate_schema
+    from fusec.vocab.layers import LAYERS, REFUSED
+    from fusec.vocab.merges import MERGES
 
     assert not set(REFUSED) & set(LAYERS)
     assert all(name.isidentifier() and "." not in name for name in LAYERS)
@@ -565,8 +565,8 @@ def test_tables_are_closed_and_exact() -> None:
 
 def test_custom_names_do_not_shadow_builtins(tmp_path: Path) -> None:
     """A block, shared layer or node named like a layer type is still only a name."""
-    from fusec.check import check_spec
     from fusec.errors import FusecError
+    from fusec.static.check import check_spec
 
     tower = {
         "inputs": ["x"],
@@ -592,13 +592,13 @@ def test_custom_names_do_not_shadow_builtins(tmp_path: Path) -> None:
 
 
 def test_fusec_own_layers_pass_the_archive_scan(tmp_path: Path) -> None:
-    """An archive fusec compiled (a weighted merge: module ``fusec.fusion``) is accepted as a sub-model."""
-    from fusec.check import check_spec
+    """An archive fusec compiled (a weighted merge: module ``fusec.keras.fusion``) is accepted as a sub-model."""
     from fusec.errors import FusecError
+    from fusec.static.check import check_spec
 
     def own(registered: str) -> dict[str, Any]:
         return {
-            "module": "fusec.fusion",
+            "module": "fusec.keras.fusion",
             "class_name": "WeightedMerge",
             "registered_name": registered,
             "config": {"name": "w", "normalize": "softmax"},

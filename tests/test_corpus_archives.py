@@ -633,7 +633,7 @@ def test_archive_case(make: Callable[[Path], Case], corpus_run: Any) -> None:
 
 def test_the_kit_makes_a_valid_archive(tmp_path: Path) -> None:
     """The cases differ from an accepted archive only in what each one breaks."""
-    from fusec.check import check_spec
+    from fusec.static.check import check_spec
 
     path = tiny_archive(tmp_path / "ok.keras")
     doc = spec(inputs={"x": {"shape": [4]}}, nodes={"y": {"model": path.name, "inputs": "x"}})
@@ -656,7 +656,7 @@ def test_archive_case_without_tensorflow(make: Callable[[Path], Case], no_tf: Pa
     case = make(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(no_tf), "TMPDIR": str(tmp_path)}
     proc = subprocess.run(
-        [sys.executable, "-m", "fusec.cli", "check", str(case.file), *case.args],
+        [sys.executable, "-m", "fusec", "check", str(case.file), *case.args],
         capture_output=True,
         env=env,
         cwd=tmp_path,

@@ -58,13 +58,13 @@ def _compile(cid: str, spec_path: Path, out: Path, fragment: str, *keep: Path) -
 
 def _owned(folder: Path, files: dict[str, bytes] | None = None) -> Path:
     """A folder as a compile leaves it: files, and an ownership record signed with this user's key."""
-    import fusec.save
+    import fusec.keras.save
 
     if files is None:
         files = {"fusec.json": b'{"fusec": "0.1.0"}\n', "saved_model/saved_model.pb": b"pb", "tiny.keras": b"k"}
     for rel, data in files.items():
         write(folder / rel, data)
-    fusec.save._write_owner(folder, fusec.save.user_key(create=True))
+    fusec.keras.save._write_owner(folder, fusec.keras.save.user_key(create=True))
     return folder
 
 
@@ -171,9 +171,9 @@ def _compile_fifo(tmp: Path) -> Case:
 
 def _compile_forged_record(tmp: Path) -> Case:
     """Another tool's folder dressed as fusec's: a plausible manifest and a record with a made-up MAC."""
-    import fusec.save
+    import fusec.keras.save
 
-    fusec.save.user_key(create=True)  # this user has compiled before: the key exists
+    fusec.keras.save.user_key(create=True)  # this user has compiled before: the key exists
     out = tmp / "home"
     manifest = write(out / "fusec.json", {"fusec": "0.1.0", "name": "tiny", "spec_sha256": "0" * 64})
     thesis = write(out / "thesis.tex", "months of work\n")
@@ -190,14 +190,14 @@ def _compile_forged_record(tmp: Path) -> Case:
 
 def _compile_other_key(tmp: Path) -> Case:
     """A genuine-looking record, signed with a key that is not this user's."""
-    import fusec.save
+    import fusec.keras.save
 
-    fusec.save.user_key(create=True)
+    fusec.keras.save.user_key(create=True)
     out = tmp / "shared"
     notes = write(out / "notes.txt", "mine\n")
-    listed, _ = fusec.save._listing(out)
+    listed, _ = fusec.keras.save._listing(out)
     payload = {"version": 1, "token": "1" * 32, "entries": listed}
-    record = write(out / "fusec.owner.json", {**payload, "mac": fusec.save._mac(os.urandom(32), payload)})
+    record = write(out / "fusec.owner.json", {**payload, "mac": fusec.keras.save._mac(os.urandom(32), payload)})
     return _compile("compile_out_signed_by_another_key", _base(tmp), out, "is not signed with your key", notes, record)
 
 

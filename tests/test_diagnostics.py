@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from fusec.check import check_spec
 from fusec.cli import cli
 from fusec.errors import FusecError, Problem
-from fusec.layers import LAYERS
-from fusec.training import MASKING
+from fusec.static.check import check_spec
+from fusec.static.training import MASKING
+from fusec.vocab.layers import LAYERS
 from helpers import spec, write
 
 #: One mistake of each kind the checker knows, in nodes that do not feed each other.
@@ -243,7 +243,7 @@ def test_cli_shows_counts_and_marks_warnings(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_masking_table_matches_keras(keras: Any) -> None:
     """Every layer that fusec says keeps or uses a mask supports masking in Keras, and no other does."""
-    from fusec.build import keras_layer
+    from fusec.keras.build import keras_layer
 
     for name, rule in sorted(LAYERS.items()):
         _shape, config = rule.examples[0]

@@ -17,7 +17,7 @@
 * Every key the schema documents outside per-layer configs is used by a
   bundled spec.
 * ``fusec.load_model`` reloads a compiled archive, fusion layers included,
-  in a process that never imported ``fusec.fusion`` itself.
+  in a process that never imported ``fusec.keras.fusion`` itself.
 """
 
 from __future__ import annotations
@@ -38,11 +38,11 @@ import pytest
 
 import fusec
 from conftest import ROOT, SPECS
-from fusec.check import check_spec
 from fusec.errors import FusecError
-from fusec.layers import LAYERS
-from fusec.rules import config_schema
-from fusec.schema import generate_schema
+from fusec.spec.schema import generate_schema
+from fusec.static.check import check_spec
+from fusec.vocab.layers import LAYERS
+from fusec.vocab.rule import config_schema
 from helpers import write
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
@@ -489,7 +489,7 @@ RELOAD = textwrap.dedent(
         plain = type(exc).__name__
     assert not [m for m in sys.modules if m.startswith("fusec")], "fusec imported too early"
     import fusec
-    assert "fusec.fusion" not in sys.modules
+    assert "fusec.keras.fusion" not in sys.modules
 
     feeds = dict(np.load(feeds_file))
     report = {"plain": plain, "predictions": []}

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import SPECS
-from fusec.fastschema import SchemaCompiler, _unique, compile_schema, json_equal
-from fusec.schema import _fast, _validator, generate_schema, schema_problems
+from fusec.spec.fastschema import SchemaCompiler, _unique, compile_schema, json_equal
+from fusec.spec.schema import _fast, _validator, generate_schema, schema_problems
 
 BUNDLED = sorted(SPECS.glob("*.json"))
 DOCS = [json.loads(p.read_text(encoding="utf-8")) for p in BUNDLED]
@@ -111,7 +111,7 @@ def test_generated_schema_uses_only_known_keywords() -> None:
 
 def test_past_the_detail_limit_each_failing_entry_gets_one_line() -> None:
     """250 mistyped nodes: 100 explained in full, 150 named in one line each, every one reported."""
-    from fusec.schema import MAX_DETAILED
+    from fusec.spec.schema import MAX_DETAILED
 
     doc = copy.deepcopy(DOCS[0])
     doc["nodes"] = {f"n{i}": {"layer": "Dens", "config": {"units": 2}, "inputs": "x"} for i in range(250)}

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from conftest import SPECS
-from fusec.build import build_model
-from fusec.check import check_spec
 from fusec.errors import FusecError, GraphError, SchemaError, ShapeError
-from fusec.graph import build_graph
-from fusec.merges import MERGES
+from fusec.keras.build import build_model
+from fusec.spec.graph import build_graph
+from fusec.static.check import check_spec
+from fusec.vocab.merges import MERGES
 from helpers import spec, write
 
 RNG = np.random.default_rng(0)
@@ -291,7 +291,7 @@ def test_graph_checks_named_inputs_without_schema(inputs: Any, path: str, fragme
 
 
 def test_top_k_zeroes_the_smallest_and_renormalises(keras: Any) -> None:
-    from fusec.fusion import GatedMerge
+    from fusec.keras.fusion import GatedMerge
 
     gate = np.array([[0.1, 0.2, 0.3, 0.4], [0.25, 0.25, 0.25, 0.25], [0.7, 0.1, 0.15, 0.05]], "float32")
     g = GatedMerge(top_k=2).gate_weights(gate).numpy()
@@ -310,7 +310,7 @@ def test_top_k_zeroes_the_smallest_and_renormalises(keras: Any) -> None:
 @pytest.mark.parametrize("normalize", ["softmax", "sum", "none"])
 @pytest.mark.parametrize("per_feature", [False, True])
 def test_untrained_weighted_is_average(keras: Any, normalize: str, per_feature: bool) -> None:
-    from fusec.fusion import WeightedMerge
+    from fusec.keras.fusion import WeightedMerge
 
     xs = [rand(4, 3, 5) for _ in range(3)]
     out = WeightedMerge(normalize=normalize, per_feature=per_feature)(xs)
@@ -318,7 +318,7 @@ def test_untrained_weighted_is_average(keras: Any, normalize: str, per_feature: 
 
 
 def test_normalize_modes(keras: Any) -> None:
-    from fusec.fusion import WeightedMerge
+    from fusec.keras.fusion import WeightedMerge
 
     xs = [np.full((2, 4), float(i + 1), "float32") for i in range(3)]
     layer = WeightedMerge(normalize="sum")
@@ -374,19 +374,19 @@ RELOAD = """
 import json, sys
 import numpy as np
 import keras
-import fusec.fusion
+import fusec.keras.fusion
 model = keras.models.load_model(sys.argv[1])
 feeds = {k: np.asarray(v, "float32") for k, v in json.loads(sys.argv[2]).items()}
 print(json.dumps({"y": np.asarray(model(feeds)["y"]).tolist(),
-                  "weights": fusec.fusion.learned_weights(sys.argv[1])}))
+                  "weights": fusec.keras.fusion.learned_weights(sys.argv[1])}))
 """
 
 
 def test_saves_exports_reloads_and_serves(tmp_path: Path, keras: Any) -> None:
     import tensorflow as tf
 
-    from fusec.fusion import learned_weights
-    from fusec.save import save_artifacts
+    from fusec.keras.fusion import learned_weights
+    from fusec.keras.save import save_artifacts
 
     checked = check_spec(write(tmp_path, ROUND_TRIP))
     model = build_model(checked)
@@ -406,7 +406,7 @@ def test_saves_exports_reloads_and_serves(tmp_path: Path, keras: Any) -> None:
     served = tf.saved_model.load(str(art.saved_model)).signatures["serving_default"]
     assert max_diff(served(**{k: tf.constant(v) for k, v in feeds.items()})["y"], want) < 1e-6
 
-    # A fresh process: importing fusec.fusion is all that load_model needs.
+    # A fresh process: importing fusec.keras.fusion is all that load_model needs.
     proc = subprocess.run(
         [sys.executable, "-c", RELOAD, str(art.keras), json.dumps({k: v.tolist() for k, v in feeds.items()})],
         capture_output=True,
@@ -430,10 +430,10 @@ def test_example_specs_build(keras: Any, name: str) -> None:
 
 def test_check_never_imports_tensorflow() -> None:
     code = (
-        "import sys; from fusec.check import check_spec\n"
+        "import sys; from fusec.static.check import check_spec\n"
         f"for p in {[str(SPECS / 'late_fusion_weighted.json'), str(SPECS / 'gated_experts.json')]!r}:\n"
         "    check_spec(p)\n"
-        "bad = [m for m in ('tensorflow', 'keras', 'fusec.fusion') if m in sys.modules]\n"
+        "bad = [m for m in ('tensorflow', 'keras', 'fusec.keras.fusion') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

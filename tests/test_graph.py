@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from fusec.errors import GraphError
-from fusec.graph import build_graph, topo_order
-from fusec.schema import validate_schema
+from fusec.spec.graph import build_graph, topo_order
+from fusec.spec.schema import validate_schema
 from helpers import spec
 
 
@@ -198,7 +198,7 @@ def test_block_output_keeps_the_port_of_an_inner_node(tmp_path: Any) -> None:
     """`"cell": "lstm.2"` is the LSTM's cell state (None, 3), not its sequence output."""
     import json
 
-    from fusec.check import check_spec
+    from fusec.static.check import check_spec
 
     path = tmp_path / "cell.json"
     path.write_text(json.dumps(_lstm_block_spec("lstm.2")))
@@ -213,7 +213,7 @@ def test_block_output_naming_a_missing_port_of_an_inner_instance() -> None:
     inner = {"inputs": ["x"], "nodes": {"d": dense("x")}, "outputs": {"a": "d", "b": "d"}}
     outer = {"inputs": ["x"], "nodes": {"i": {"block": "inner", "inputs": "x"}}, "outputs": {"o": "i.c"}}
     doc = spec(blocks={"inner": inner, "outer": outer}, nodes={"t": {"block": "outer", "inputs": "x"}, "y": dense("t")})
-    from fusec.blocks import expand_blocks
+    from fusec.spec.blocks import expand_blocks
 
     validate_schema(doc)
     problems = expand_blocks(doc).problems

@@ -24,9 +24,9 @@ from typing import Any
 
 import pytest
 
-from fusec.check import check_spec
 from fusec.errors import FusecError, LoadError
-from fusec.load import parse_spec
+from fusec.spec.load import parse_spec
+from fusec.static.check import check_spec
 from helpers import BASE
 
 GROWTH_LIMIT = 6.0

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from fusec.build import keras_layer
 from fusec.errors import RuleError
-from fusec.layers import LAYERS
-from fusec.rules import Out
+from fusec.keras.build import keras_layer
+from fusec.vocab.layers import LAYERS
+from fusec.vocab.rule import Out
 
 CASES = [
     pytest.param(name, shape, config, id=f"{name}-{i}")

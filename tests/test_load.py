@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from fusec.errors import LoadError
-from fusec.load import MAX_BYTES, load_spec, parse_spec
+from fusec.spec.load import MAX_BYTES, load_spec, parse_spec
 
 BAD = [
     ("duplicate-top", b'{"a": 1, "a": 2}', "$.a", "more than once"),

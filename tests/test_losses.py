@@ -11,10 +11,11 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import ROOT
-from fusec.check import check_spec
 from fusec.cli import cli
 from fusec.errors import FusecError, Problem
-from fusec.losses import (
+from fusec.spec.schema import LOSSES, METRICS
+from fusec.static.check import check_spec
+from fusec.vocab.losses import (
     LOSS_RULES,
     METRIC_RULES,
     Objective,
@@ -25,7 +26,6 @@ from fusec.losses import (
     objectives_markdown,
     output_problems,
 )
-from fusec.schema import LOSSES, METRICS
 from helpers import spec, write
 
 RULES = [("loss", r) for r in LOSS_RULES.values()] + [("metric", r) for r in METRIC_RULES.values()]
@@ -174,7 +174,7 @@ def test_objective_text() -> None:
 
 
 def test_summary_shows_arguments(tmp_path: Path) -> None:
-    from fusec.summary import format_summary
+    from fusec.static.summary import format_summary
 
     loss = {"name": "binary_crossentropy", "label_smoothing": 0.1}
     doc = spec(outputs={"y": {"from": "y", "loss": loss, "metrics": ["accuracy", {"name": "auc", "curve": "PR"}]}})
@@ -183,7 +183,7 @@ def test_summary_shows_arguments(tmp_path: Path) -> None:
 
 
 def test_diagram_label_shows_arguments() -> None:
-    from fusec.render_style import output_label
+    from fusec.render.style import output_label
 
     label = output_label("y", {"from": "y", "loss": {"name": "huber", "delta": 0.5}, "metrics": ["mae"]})
     assert "loss huber(delta=0.5) × 1.0" in label and "metrics mae" in label

@@ -39,11 +39,11 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from fusec.check import check_spec
 from fusec.errors import FusecError, RuleError
-from fusec.layers import LAYERS
-from fusec.load import parse_spec
-from fusec.merges import MERGES
+from fusec.spec.load import parse_spec
+from fusec.static.check import check_spec
+from fusec.vocab.layers import LAYERS
+from fusec.vocab.merges import MERGES
 
 SCALE = int(os.environ.get("FUSEC_HYPOTHESIS_SCALE", "1"))
 RANDOM = SCALE > 1
@@ -553,8 +553,8 @@ def test_static_shapes_and_params_equal_keras(doc: dict[str, Any], keras: Any) -
     """Differential test: fusec's static shapes and parameter counts equal Keras's after build."""
     import numpy as np
 
-    from fusec.build import build_model
-    from fusec.shapes import output_shape
+    from fusec.keras.build import build_model
+    from fusec.static.shapes import output_shape
 
     keras.backend.clear_session()
     with tempfile.TemporaryDirectory() as folder:
@@ -745,9 +745,9 @@ def test_random_documents_fail_cleanly(doc: Any) -> None:
 # FUSEC_HYPOTHESIS_SCALE=20 (``make test-deep``) runs 20 times more examples and also
 # writes and reloads the SavedModel of each.
 
-from fusec.graph import flat_refs  # noqa: E402
-from fusec.rules import LayerRule  # noqa: E402
-from fusec.schema import DTYPES, RESERVED  # noqa: E402
+from fusec.spec.graph import flat_refs  # noqa: E402
+from fusec.spec.schema import DTYPES, RESERVED  # noqa: E402
+from fusec.vocab.rule import LayerRule  # noqa: E402
 
 DEEP = SCALE > 1
 _EDGE_IDS = ["a" * 64, "Z" * 63 + "9", "x", "a__b", "n0_1", "A1", "Input", "dense", "output_0", "serving_default"]
@@ -1022,8 +1022,8 @@ def test_accepted_specs_build_and_run(drawn: tuple[str, dict[str, Any]], keras: 
     import tensorflow as tf
     from hypothesis import assume
 
-    from fusec.build import build_model
-    from fusec.schema import is_id
+    from fusec.keras.build import build_model
+    from fusec.spec.schema import is_id
 
     stem, doc = drawn
     with tempfile.TemporaryDirectory() as folder:
@@ -1044,7 +1044,7 @@ def test_accepted_specs_build_and_run(drawn: tuple[str, dict[str, Any]], keras: 
         serve = tf.function(lambda *a: model(list(a), training=False), input_signature=specs)
         serve.get_concrete_function()  # what writing the SavedModel traces
         if DEEP:
-            from fusec.save import save_artifacts
+            from fusec.keras.save import save_artifacts
 
             art = save_artifacts(model, checked, Path(folder) / "out")
             loaded = tf.saved_model.load(str(art.root / "saved_model"))

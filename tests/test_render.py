@@ -17,15 +17,15 @@ import networkx as nx
 import pytest
 from click.testing import CliRunner
 
-from fusec.check import Checked, check_spec
-from fusec.cli_render import render_command
+from fusec.cli.render import render_command
 from fusec.errors import FusecError
-from fusec.graph import Ref
-from fusec.load import Spec
-from fusec.merges import MERGES
 from fusec.render import LARGE, render, to_dot
-from fusec.render_style import MERGE_DEFAULT, MERGE_LOOKS, esc, merge_look
-from fusec.shapes import NodeInfo, total_params
+from fusec.render.style import MERGE_DEFAULT, MERGE_LOOKS, esc, merge_look
+from fusec.spec.graph import Ref
+from fusec.spec.load import Spec
+from fusec.static.check import Checked, check_spec
+from fusec.static.shapes import NodeInfo, total_params
+from fusec.vocab.merges import MERGES
 from helpers import write
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,7 +129,7 @@ def test_esc(text: str, want: str) -> None:
 
 
 def test_free_text_wraps_on_any_white_space_and_shows_the_rest() -> None:
-    from fusec.render_style import wrap
+    from fusec.render.style import wrap
 
     assert wrap("one\ntwo\tthree\u2028four", 100, 2) == ["one two three four"]
     assert wrap("evil \u202e txt.exe \u200b", 100, 2) == ["evil \\u202e txt.exe \\u200b"]
@@ -587,17 +587,17 @@ def test_render_replaces_a_regular_file_through_a_temporary_one(tmp_path: Path) 
 
 def test_render_never_takes_a_path_created_meanwhile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Another process creates the output between fusec's last check and its rename: it stays."""
-    import fusec.save
+    import fusec.keras.save
 
     spec = write(tmp_path, SHARED_SPEC, "tasks.json")
     out = tmp_path / "d.dot"
-    real = fusec.save._renameat2
+    real = fusec.keras.save._renameat2
 
     def racing(a: Path, b: Path, flags: int) -> bool:
         b.write_text("precious")
         return real(a, b, flags)
 
-    monkeypatch.setattr(fusec.save, "_renameat2", racing)
+    monkeypatch.setattr(fusec.keras.save, "_renameat2", racing)
     result = CliRunner().invoke(render_command, [str(spec), "-o", str(out)])
     assert result.exit_code == 1
     assert "was created by another process while fusec wrote it" in result.output
@@ -609,12 +609,12 @@ def test_render_puts_back_what_replaced_the_file_meanwhile(tmp_path: Path, monke
     """The output file becomes a FIFO just before the swap: fusec swaps back and reports it; the FIFO stays."""
     import stat
 
-    import fusec.save
+    import fusec.keras.save
 
     spec = write(tmp_path, SHARED_SPEC, "tasks.json")
     out = tmp_path / "d.dot"
     out.write_text("old diagram")
-    real = fusec.save._exchange
+    real = fusec.keras.save._exchange
     calls: list[int] = []
 
     def racing(a: Path, b: Path) -> bool:
@@ -624,7 +624,7 @@ def test_render_puts_back_what_replaced_the_file_meanwhile(tmp_path: Path, monke
         calls.append(1)
         return real(a, b)
 
-    monkeypatch.setattr(fusec.save, "_exchange", racing)
+    monkeypatch.setattr(fusec.keras.save, "_exchange", racing)
     result = CliRunner().invoke(render_command, [str(spec), "-o", str(out)])
     assert result.exit_code == 1
     assert "was replaced by another process while fusec wrote it" in result.output
@@ -652,7 +652,7 @@ def test_cli_bad_spec_exit_1(tmp_path: Path) -> None:
 
 RUNNER = """
 import sys
-from fusec.cli_render import render_command
+from fusec.cli.render import render_command
 out = sys.argv[1]
 for spec in sys.argv[2:]:
     for fmt in ("svg", "png"):

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from conftest import ROOT, SPECS
 from fusec.errors import SchemaError
-from fusec.layers import LAYERS
-from fusec.schema import generate_schema, schema_json, validate_schema
+from fusec.spec.schema import generate_schema, schema_json, validate_schema
+from fusec.vocab.layers import LAYERS
 from helpers import spec
 
 
@@ -263,7 +263,7 @@ def test_best_match_first_and_all_reported() -> None:
 
 
 def test_vocabulary_page_is_generated() -> None:
-    from fusec.docgen import vocabulary_markdown
+    from fusec.vocab.docgen import vocabulary_markdown
 
     committed = (ROOT / "docs" / "vocabulary.md").read_text()
     assert committed == vocabulary_markdown(), "run `make docs` to regenerate docs/vocabulary.md"
@@ -344,7 +344,7 @@ def test_names_rule_accepts(where: str, name: str) -> None:
 def test_reserved_words_are_python_keywords_and_self() -> None:
     import keyword
 
-    from fusec.schema import RESERVED
+    from fusec.spec.schema import RESERVED
 
     assert set(RESERVED) == {*keyword.kwlist, "self"}
 
@@ -353,7 +353,7 @@ def test_patterns_end_at_the_very_end() -> None:
     """ECMA-262's `$` matches only at the end; Python's also before a final new line. fusec applies ECMA's."""
     import re
 
-    from fusec.schema import ID_PATTERN, ecma_regex, pattern_matches
+    from fusec.spec.schema import ID_PATTERN, ecma_regex, pattern_matches
 
     assert re.search(ID_PATTERN, "h\n")  # what jsonschema's own `pattern` would accept
     assert not pattern_matches(ID_PATTERN, "h\n")
@@ -365,7 +365,7 @@ def test_patterns_end_at_the_very_end() -> None:
 
 
 def test_fast_and_full_validators_agree_on_names() -> None:
-    from fusec.schema import _fast, _validator
+    from fusec.spec.schema import _fast, _validator
 
     for name in ["h\n", "_h", "é", "ok"]:
         doc = _renamed("node", name)
@@ -394,14 +394,14 @@ DERIVED = [
 
 @pytest.mark.parametrize(("stem", "name"), DERIVED)
 def test_derived_names(stem: str, name: str) -> None:
-    from fusec.schema import derive_name, is_id
+    from fusec.spec.schema import derive_name, is_id
 
     assert derive_name(stem) == name
     assert is_id(name)
 
 
 def test_derived_name_from_the_file_stem(tmp_path: Any) -> None:
-    from fusec.check import check_spec
+    from fusec.static.check import check_spec
 
     doc = {k: v for k, v in spec().items() if k != "name"}
     path = tmp_path / "my model (copy).json"
@@ -415,7 +415,7 @@ def test_derived_name_from_the_file_stem(tmp_path: Any) -> None:
 @given(st.text(max_size=100))
 @settings(max_examples=300, deadline=None, derandomize=True, database=None)
 def test_any_stem_gives_a_valid_stable_name(stem: str) -> None:
-    from fusec.schema import derive_name, is_id
+    from fusec.spec.schema import derive_name, is_id
 
     name = derive_name(stem)
     assert is_id(name)
@@ -470,9 +470,9 @@ def _compile(tmp: Any, doc: dict[str, Any], stem: str = "spec", check: bool = Tr
     """Build a spec (checked, or straight from the document when ``check`` is false) and write its SavedModel."""
     import tensorflow as tf
 
-    from fusec.build import build_model
-    from fusec.check import check_spec
-    from fusec.save import export_saved_model
+    from fusec.keras.build import build_model
+    from fusec.keras.save import export_saved_model
+    from fusec.static.check import check_spec
 
     path = tmp / f"{stem}.json"
     path.write_text(json.dumps(doc), encoding="utf-8")
@@ -486,10 +486,10 @@ def _compile(tmp: Any, doc: dict[str, Any], stem: str = "spec", check: bool = Tr
 
 def _unchecked(path: Any) -> Any:
     """What check_spec would give for a spec the names rule refuses (to show that TensorFlow refuses it too)."""
-    from fusec.check import Checked
-    from fusec.graph import build_graph, topo_order
-    from fusec.load import load_spec
-    from fusec.shapes import infer_shapes, total_params
+    from fusec.spec.graph import build_graph, topo_order
+    from fusec.spec.load import load_spec
+    from fusec.static.check import Checked
+    from fusec.static.shapes import infer_shapes, total_params
 
     loaded = load_spec(path)
     g = build_graph(loaded.doc)
@@ -530,7 +530,7 @@ def test_edge_names_compile_and_serve(tmp_path: Any, keras: Any) -> None:
 
 
 def test_input_ids_differing_only_in_case() -> None:
-    from fusec.schema import input_case_problems
+    from fusec.spec.schema import input_case_problems
 
     doc = spec(inputs={"Mh": {"shape": [8]}, "x": {"shape": [8]}, "mh": {"shape": [8]}, "MH": {"shape": [8]}})
     assert [p.jsonpath for p in input_case_problems(doc)] == ["$.inputs.mh", "$.inputs.MH"]

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from fusec.check import check_spec
 from fusec.errors import ShapeError
-from fusec.layers import LAYERS
-from fusec.merges import MERGES
+from fusec.static.check import check_spec
+from fusec.vocab.layers import LAYERS
+from fusec.vocab.merges import MERGES
 from helpers import spec, write
 
 
@@ -35,7 +35,7 @@ MERGE_CASES = [
 
 @pytest.mark.parametrize(("mode", "shapes", "config"), MERGE_CASES)
 def test_merge_matches_keras(tmp_path: Path, keras: Any, mode: str, shapes: Any, config: Any) -> None:
-    from fusec.build import build_model
+    from fusec.keras.build import build_model
 
     checked = check_spec(write(tmp_path, merge_doc(mode, shapes, config)))
     model = build_model(checked, compile=False)
@@ -238,7 +238,7 @@ def test_bad_ports_are_refused(tmp_path: Path, ref: str, fragment: str) -> None:
 
 
 def test_port_index_is_the_one_resolution() -> None:
-    from fusec.shapes import port_index
+    from fusec.static.shapes import port_index
 
     assert port_index("enc") == ("enc", 0)
     assert port_index("enc.0") == ("enc", 0)
@@ -363,7 +363,7 @@ def test_shared_call_rule_matches_keras(
     """The static rule says what Keras does: the calls it accepts run, the ones it refuses fail in Keras."""
     import numpy as np
 
-    from fusec.build import keras_layer
+    from fusec.keras.build import keras_layer
 
     keras.backend.clear_session()
     shared = keras_layer(layer["layer"], layer.get("config", {}), None)
@@ -385,7 +385,7 @@ def test_shared_call_rule_matches_keras(
 
 
 def test_weight_dims_follow_the_parameter_rule() -> None:
-    from fusec.shapes import _weight_dims
+    from fusec.static.shapes import _weight_dims
 
     def dims(name: str, shape: Any, config: dict[str, Any]) -> Any:
         rule = LAYERS[name]
@@ -520,7 +520,7 @@ def test_merges_take_floats(tmp_path: Path, mode: str) -> None:
 @pytest.mark.slow
 def test_dot_of_an_unknown_and_a_known_size_fails_in_keras(keras: Any) -> None:
     """Keras's Dot compares the sizes as written: None against 1 is refused, so fusec refuses it statically."""
-    from fusec.build import keras_merge
+    from fusec.keras.build import keras_merge
 
     keras.backend.clear_session()
     a, b = keras.Input(shape=(None, 5)), keras.Input(shape=(1, 5))
@@ -534,7 +534,7 @@ def test_integer_merges_mislead_keras(keras: Any, mode: str) -> None:
     """Why merges take floats only: on int32 inputs Keras declares one type and serves another (or fails)."""
     import numpy as np
 
-    from fusec.build import keras_merge
+    from fusec.keras.build import keras_merge
 
     keras.backend.clear_session()
     ins = [keras.Input(shape=(4,), dtype="int32") for _ in range(2)]
@@ -545,7 +545,7 @@ def test_integer_merges_mislead_keras(keras: Any, mode: str) -> None:
 
 def _second_call(rule: Any, shapes: Any, config: dict[str, Any]) -> Any:
     """The first call's shapes with every axis the layer is not built from grown by one."""
-    from fusec.shapes import _weight_dims
+    from fusec.static.shapes import _weight_dims
 
     params = rule.infer(shapes, config).params
     named = shapes if isinstance(shapes, dict) else {"": shapes}
@@ -568,8 +568,8 @@ def test_every_layer_shared_on_what_the_rule_allows(keras: Any, name: str, index
     """For every layer: a second call that the weight rule accepts (all other sizes changed) runs in Keras."""
     import numpy as np
 
-    from fusec.build import keras_layer
     from fusec.errors import RuleError
+    from fusec.keras.build import keras_layer
 
     rule = LAYERS[name]
     shape, config = rule.examples[index]

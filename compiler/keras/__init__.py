@@ -1,0 +1,1 @@
+"""The Keras side: building the model, fusec's own layers, saving artifacts."""

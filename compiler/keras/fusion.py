@@ -1,0 +1,248 @@
+"""The Keras layers behind the ``weighted`` and ``gated`` merges.
+
+Both are registered serializable layers (package ``fusec``), so a model that
+uses them saves to ``.keras``, exports as a SavedModel and reloads with
+``keras.models.load_model`` once this module is imported. Each computes its
+merge as one stacked tensor operation: the inputs are stacked once and mixed
+by a single contraction, never by a Python loop of layers.
+
+Importing this module imports Keras and TensorFlow; only ``build`` (and code
+that loads compiled models) imports it, so ``fusec check`` stays free of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import FusecError, did_you_mean, quote_names
+from .tf import import_keras
+
+keras = import_keras()
+ops = keras.ops
+_Layer: Any = keras.layers.Layer  # keras is untyped here (Any); name the base class once
+
+NORMALIZE = ("softmax", "sum", "none")
+
+
+def _merged_shape(shapes: Sequence[Sequence[int | None]]) -> tuple[int | None, ...]:
+    """The common shape of same-shaped inputs: an axis unknown in any input is unknown (as merges.py)."""
+    return tuple(None if None in dims else dims[0] for dims in zip(*shapes, strict=True))
+
+
+@keras.saving.register_keras_serializable(package="fusec")
+class WeightedMerge(_Layer):
+    """Learned weighted average of N inputs of one shape (learned late fusion).
+
+    The raw weights ``logits`` have shape (N,), or (N, F) with
+    ``per_feature`` (F: the inputs' last axis). They are normalised over the
+    N inputs by ``normalize``:
+
+    - ``softmax``: w = softmax(logits), positive and summing to 1;
+    - ``sum``: w = relu(logits) / max(sum(relu(logits)), epsilon) (the "fast
+      normalised fusion" of EfficientDet: no exponentials, and the floor keeps
+      the division finite when every weight is driven to zero);
+    - ``none``: w = logits, a free linear combination.
+
+    The initial weights are equal (zero logits for softmax, ones for sum,
+    1/N for none), so an untrained merge is exactly ``average``.
+
+    Args:
+        normalize: ``softmax``, ``sum`` or ``none``.
+        per_feature: one weight per input per feature of the last axis.
+        epsilon: floor of the denominator for ``sum``.
+        input_ids: the spec ids of the inputs, in order (for ``learned_weights``).
+        **kwargs: Keras layer arguments (``name``, ``dtype``...).
+
+    Example:
+        >>> merge = WeightedMerge(name="fuse")  # doctest: +SKIP
+        >>> y = merge([image_probs, text_probs])  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        normalize: str = "softmax",
+        per_feature: bool = False,
+        epsilon: float = 1e-4,
+        input_ids: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if normalize not in NORMALIZE:
+            raise ValueError(f"normalize must be one of {NORMALIZE}. Received: {normalize!r}")
+        self.normalize = normalize
+        self.per_feature = bool(per_feature)
+        self.epsilon = float(epsilon)
+        self.input_ids = list(input_ids) if input_ids else None
+        self.logits: Any = None
+
+    def build(self, input_shape: Sequence[Sequence[int | None]]) -> None:
+        n = len(input_shape)
+        if n < 2:
+            raise ValueError(f"WeightedMerge needs at least 2 inputs. Received: {n}")
+        shape: tuple[int, ...] = (n,)
+        if self.per_feature:
+            features = input_shape[0][-1]
+            if features is None:
+                raise ValueError("WeightedMerge(per_feature=True) needs a known last dimension")
+            shape = (n, int(features))
+        init = {"softmax": 0.0, "sum": 1.0, "none": 1.0 / n}[self.normalize]
+        self.logits = self.add_weight(
+            name="logits", shape=shape, initializer=keras.initializers.Constant(init), trainable=True
+        )
+
+    def normalized_weights(self) -> Any:
+        """The mixing weights: shape (N,) or (N, F), normalised over the N inputs."""
+        w = self.logits
+        if self.normalize == "softmax":
+            return ops.softmax(w, axis=0)
+        if self.normalize == "sum":
+            w = ops.relu(w)
+            return w / ops.maximum(ops.sum(w, axis=0, keepdims=True), self.epsilon)
+        return ops.convert_to_tensor(w)
+
+    def call(self, inputs: Sequence[Any]) -> Any:
+        # Stacking on a new leading axis copies each input as one contiguous
+        # block; the mix is then one contraction over that axis.
+        x = ops.stack(list(inputs), axis=0)  # (N, batch, ..., F)
+        w = ops.cast(self.normalized_weights(), x.dtype)
+        if self.per_feature:
+            w = ops.reshape(w, (w.shape[0],) + (1,) * (len(x.shape) - 2) + (w.shape[1],))
+            return ops.sum(x * w, axis=0)
+        return ops.tensordot(w, x, axes=1)
+
+    def compute_output_shape(self, input_shape: Sequence[Any]) -> Any:
+        return _merged_shape(input_shape)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "normalize": self.normalize,
+            "per_feature": self.per_feature,
+            "epsilon": self.epsilon,
+            "input_ids": self.input_ids,
+        }
+
+
+@keras.saving.register_keras_serializable(package="fusec")
+class GatedMerge(_Layer):
+    """Mixture of experts: out = sum over i of gate[:, i] * expert_i.
+
+    Called as ``layer(experts, gate)``: a list of L tensors of one shape
+    (batch, ...) and a gate of shape (batch, L). No weights.
+
+    Args:
+        softmax: apply softmax to the gate first. False by default because
+            a gate usually already ends in a softmax; set it when the gate
+            ends in a linear layer (its outputs are then logits).
+        top_k: keep only the k largest gate values per example and divide
+            them by their sum (a sparse mixture). With softmax this equals a
+            softmax over the k largest logits. Assumes a non-negative gate.
+        epsilon: floor of that sum, so an all-zero gate gives zeros, not NaN.
+        **kwargs: Keras layer arguments.
+    """
+
+    def __init__(self, softmax: bool = False, top_k: int | None = None, epsilon: float = 1e-7, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if top_k is not None and int(top_k) < 1:
+            raise ValueError(f"top_k must be at least 1. Received: {top_k}")
+        self.softmax = bool(softmax)
+        self.top_k = None if top_k is None else int(top_k)
+        self.epsilon = float(epsilon)
+
+    def gate_weights(self, gate: Any, n_experts: int | None = None) -> Any:
+        """The mixing weights (batch, L) the layer applies for a raw gate tensor."""
+        g = ops.softmax(gate, axis=-1) if self.softmax else gate
+        n = g.shape[-1] or n_experts
+        if self.top_k is not None and n is not None and self.top_k < n:
+            _, idx = ops.top_k(g, self.top_k)
+            # Exactly k per row, even with ties (a >= threshold mask could keep more).
+            mask = ops.sum(ops.one_hot(idx, n, dtype=g.dtype), axis=1)
+            g = g * mask
+            g = g / ops.maximum(ops.sum(g, axis=-1, keepdims=True), self.epsilon)
+        return g
+
+    def call(self, experts: Sequence[Any], gate: Any) -> Any:
+        n = len(experts)
+        shape = ops.shape(experts[0])
+        # (batch, L, rest): each example's experts side by side, the layout of
+        # the seed's Concatenate + Reshape, flattened past the expert axis.
+        x = ops.reshape(ops.stack(list(experts), axis=1), (shape[0], n, -1))
+        g = ops.cast(self.gate_weights(gate, n), x.dtype)
+        # One batched (1, L) @ (L, rest) product. A matmul, not einsum: TF's
+        # einsum with an ellipsis was 3-7x slower here, and Dot's batch_dot
+        # transposes first.
+        out = ops.matmul(ops.expand_dims(g, 1), x)  # (batch, 1, rest)
+        return ops.reshape(out, shape)
+
+    def compute_output_shape(self, experts_shape: Sequence[Any], gate_shape: Any) -> Any:
+        return _merged_shape(experts_shape)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "softmax": self.softmax, "top_k": self.top_k, "epsilon": self.epsilon}
+
+
+MERGE_LAYERS = {"WeightedMerge": WeightedMerge, "GatedMerge": GatedMerge}
+
+
+def _iter_layers(model: Any) -> Any:
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):  # a nested model
+            yield from _iter_layers(layer)
+
+
+def load_keras(path: str | Path) -> Any:
+    """Load the ``.keras`` archive of a compiled output folder (or a ``.keras`` file), for inference.
+
+    ``fusec.load_model`` without the training configuration: see there.
+    """
+    from .. import load_model
+
+    return load_model(path, compile=False)
+
+
+def learned_weights(model: Any, node: str | None = None) -> dict[str, dict[str, float | list[float]]]:
+    """The normalised weights of every ``weighted`` merge, keyed by node id, then input id.
+
+    Args:
+        model: a ``keras.Model`` built by fusec, or a compiled output folder or
+            ``.keras`` file (loaded with ``load_keras``).
+        node: only this merge node.
+
+    Returns:
+        ``{node_id: {input_id: weight}}``: a float per input, or a list of F
+        floats with ``per_feature``. A repeated input gets ``id#2``, ``id#3``...
+
+    Raises:
+        FusecError: ``node`` is not a weighted merge of the model, or no
+            archive was found.
+
+    Example:
+        >>> learned_weights("out/late_fusion_weighted")  # doctest: +SKIP
+        {'fuse': {'image_probs': 0.62, 'text_probs': 0.38}}
+    """
+    if isinstance(model, (str, Path)):
+        model = load_keras(model)
+    merges = {layer.name: layer for layer in _iter_layers(model) if isinstance(layer, WeightedMerge)}
+    if node is not None:
+        if node not in merges:
+            near = did_you_mean(node, list(merges))
+            hint = f"did you mean `{near[0]}`?" if near else f"weighted merges: {quote_names(sorted(merges))}"
+            raise FusecError.single((), f"the model has no weighted merge `{node}`", hint, "reference")
+        merges = {node: merges[node]}
+    out: dict[str, dict[str, float | list[float]]] = {}
+    for name, layer in merges.items():
+        weights = keras.ops.convert_to_numpy(layer.normalized_weights())
+        ids = layer.input_ids or [f"input_{i}" for i in range(weights.shape[0])]
+        per_input: dict[str, float | list[float]] = {}
+        for i, iid in enumerate(ids):
+            key, k = iid, 1
+            while key in per_input:
+                k += 1
+                key = f"{iid}#{k}"
+            row = weights[i]
+            per_input[key] = [float(v) for v in row] if layer.per_feature else float(row)
+        out[name] = per_input
+    return out

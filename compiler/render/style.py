@@ -1,0 +1,391 @@
+"""The diagram's visual language: escaping, colours, shapes, labels and the legend.
+
+Everything a reader decodes (which shape means what, which colour a shared
+layer gets) is decided here, in tables, so ``docs/render.md`` and the legend
+drawn on every diagram can never disagree with the nodes themselves. This
+module labels one node or edge at a time; ``render.py`` walks the graph,
+draws block frames and writes the DOT text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..spec.graph import Ref
+from ..static.shapes import NodeInfo
+from ..vocab.layers import LAYERS
+from ..vocab.losses import objective_text
+from ..vocab.merges import MERGES
+from ..vocab.rule import Param
+
+FONT = "Helvetica"
+
+# Characters that must never reach the DOT or SVG text as themselves: control
+# characters (C0, C1: invalid XML, or new lines that split an id in two),
+# format characters (bidirectional overrides and isolates, zero-width
+# characters, the BOM, soft hyphens, tags), lone surrogates, line and paragraph
+# separators and noncharacters. Each is shown as a visible escape (``\u202e``),
+# so two ids that differ only by one never draw the same.
+_NOT_PLAIN = re.compile(r"[^\x20-\x7e]")
+_SPACE = re.compile(r"\s+")
+
+
+def unsafe_char(ch: str) -> bool:
+    """Whether ``ch`` is shown escaped rather than as itself (see above)."""
+    cp = ord(ch)
+    if cp < 0x20 or 0x7F <= cp < 0xA0:
+        return True
+    if 0xFDD0 <= cp <= 0xFDEF or cp & 0xFFFE == 0xFFFE:
+        return True
+    return unicodedata.category(ch) in ("Cf", "Cs", "Zl", "Zp")
+
+
+def visible(text: str) -> str:
+    """``text`` with every unsafe character replaced by a visible escape: ``\\x0a``, ``\\u202e``, ``\\U000e0041``."""
+    if text.isascii() and text.isprintable():
+        return text
+
+    def one(m: re.Match[str]) -> str:
+        ch = m[0]
+        if not unsafe_char(ch):
+            return ch
+        cp = ord(ch)
+        return f"\\x{cp:02x}" if cp < 0x100 else f"\\u{cp:04x}" if cp < 0x10000 else f"\\U{cp:08x}"
+
+    return _NOT_PLAIN.sub(one, text)
+
+
+def esc(text: object, limit: int = 0) -> str:
+    """Make any user string safe inside an HTML-like DOT label, shown literally.
+
+    Args:
+        text: the string (or value) to show.
+        limit: cut to this many characters (with an ellipsis); 0 keeps all.
+
+    Returns:
+        Text with unsafe characters (control, bidirectional, zero-width...)
+        as visible escapes (``\\x0a``, ``\\u202e``), runs of spaces as one
+        space, and ``& < > " '`` as entities.
+
+    Example:
+        >>> esc('a<b> & "c"')
+        'a&lt;b&gt; &amp; &quot;c&quot;'
+    """
+    s = _SPACE.sub(" ", visible(str(text))).strip()
+    if limit and len(s) > limit:
+        s = s[: limit - 1].rstrip() + "…"
+    return (
+        s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;").replace("'", "&#39;")
+    )
+
+
+def wrap(text: str, width: int, lines: int) -> list[str]:
+    """Greedy word wrap of free text (a ``doc``) into at most ``lines`` lines, escaped.
+
+    White space of any kind, new lines included, separates words; other
+    unsafe characters are shown escaped (see ``esc``).
+    """
+    words = _SPACE.sub(" ", text).strip().split(" ")
+    out: list[str] = []
+    cur = ""
+    for word in words:
+        if cur and len(cur) + 1 + len(word) > width:
+            out.append(cur)
+            cur = word
+        else:
+            cur = f"{cur} {word}" if cur else word
+    if cur:
+        out.append(cur)
+    if len(out) > lines:
+        out = [*out[: lines - 1], " ".join(out[lines - 1 :])]
+    return [esc(line, width) for line in out]
+
+
+@dataclass(frozen=True)
+class Look:
+    """How one kind of node is drawn.
+
+    Attributes:
+        name: the legend's wording.
+        shape: a Graphviz node shape.
+        fill: background colour.
+        style: Graphviz style list (``filled`` always included).
+        border: outline colour.
+        glyph: a symbol shown before the op name (merges).
+        peripheries: outline count (2 for outputs).
+    """
+
+    name: str
+    shape: str
+    fill: str
+    style: str = "filled"
+    border: str = "#444444"
+    glyph: str = ""
+    peripheries: int = 1
+    margin: str = ""
+
+    def attrs(self) -> dict[str, str]:
+        out = {"shape": self.shape, "style": f'"{self.style}"', "fillcolor": f'"{self.fill}"'}
+        out["color"] = f'"{self.border}"'
+        if self.peripheries != 1:
+            out["peripheries"] = str(self.peripheries)
+        if self.margin:
+            out["margin"] = f'"{self.margin}"'
+        return out
+
+
+INPUT = Look("input", "ellipse", "#c7e9c0", border="#238b45")
+LAYER = Look("layer", "box", "#ffffff", "rounded,filled")
+FROZEN = Look("frozen (trainable: false)", "box", "#e0e0e0", "rounded,filled,dashed", "#888888")
+OUTPUT = Look("output (loss × weight)", "box", "#dadaeb", "rounded,filled,bold", "#54278f", peripheries=2)
+CLUSTER = Look("block instance (folded)", "box3d", "#fff7bc", "filled", "#8c6d31")
+SUBMODEL = Look("sub-model (model node)", "component", "#deebf7", "filled", "#3f5f8f")
+SUBMODEL_FROZEN = Look("frozen sub-model", "component", "#e0e0e0", "filled,dashed", "#888888")
+
+#: One look per merge mode: a distinct shape, colour and glyph each.
+MERGE_LOOKS: Mapping[str, Look] = {
+    "concat": Look("concat", "invtrapezium", "#fdd0a2", border="#d94801", glyph="‖"),
+    "add": Look("add", "octagon", "#c6dbef", border="#2171b5", glyph="⊕"),
+    "subtract": Look("subtract", "hexagon", "#f6e8c3", border="#8c510a", glyph="⊖"),
+    "multiply": Look("multiply", "doubleoctagon", "#fcbba1", border="#cb181d", glyph="⊗"),
+    "average": Look("average", "septagon", "#d4b9da", border="#7a0177", glyph="μ"),
+    "maximum": Look("maximum", "house", "#fee391", border="#cc4c02", glyph="▲", margin="0.1,0.12"),
+    "minimum": Look("minimum", "invhouse", "#bfd3e6", border="#4d6a8a", glyph="▼", margin="0.1,0.12"),
+    "dot": Look("dot", "Msquare", "#c7eae5", border="#01665e", glyph="⊙"),
+    "weighted": Look("weighted", "trapezium", "#fbb4c4", border="#ae017e", glyph="Σw", margin="0,0"),
+    "gated": Look("gated", "cds", "#e6f598", "filled,bold", "#4d7c0f", glyph="⋈", margin="0.2,0.1"),
+}
+#: Merge modes added later get this look until they are given their own.
+MERGE_DEFAULT = Look("merge", "parallelogram", "#f0f0f0", border="#525252", glyph="⊛")
+#: Merges whose result depends on the order of their inputs: edges get #1, #2...
+ORDERED_MERGES = frozenset({"concat", "subtract", "dot"})
+
+#: Shared layers take these (fill, line) pairs in order of their sorted ids (then repeat).
+SHARED_PALETTE = (
+    ("#8dd3c7", "#1b7e6f"), ("#fb8072", "#b2182b"), ("#80b1d3", "#2166ac"),
+    ("#fdb462", "#b35806"), ("#b3de69", "#4d9221"), ("#bc80bd", "#762a83"),
+    ("#ffed6f", "#8c7a00"), ("#fccde5", "#c51b7d"), ("#a6cee3", "#1f78b4"),
+    ("#ccebc5", "#35978f"), ("#e5c494", "#8c510a"), ("#ff9da7", "#d6604d"),
+)  # fmt: skip
+
+#: Config keys shown when a layer rule names none (first ones win).
+FALLBACK_KEYS = (
+    "units", "filters", "kernel_size", "strides", "pool_size", "size", "output_dim",
+    "target_shape", "dims", "n", "rate", "axis", "num_heads", "key_dim", "layer",
+    "return_sequences", "activation",
+)  # fmt: skip
+MAX_KEYS = 5
+
+
+def merge_look(mode: str) -> Look:
+    return MERGE_LOOKS.get(mode, MERGE_DEFAULT)
+
+
+def shared_look(index: int, name: str, frozen: bool) -> Look:
+    """The look of every call of the ``index``-th shared layer (sorted by id)."""
+    fill, line = SHARED_PALETTE[index % len(SHARED_PALETTE)]
+    style = "filled,bold,dashed" if frozen else "filled,bold"
+    return Look(name, "box", fill, style, line)
+
+
+def fmt_value(value: Any) -> str:
+    """A config value as a reader expects it: ``3``, ``relu``, ``(3, 3)``, ``true``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return "(" + ", ".join(fmt_value(v) for v in value) + ")"
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def key_config(config: Mapping[str, Any], keys: Sequence[str], params: Mapping[str, Param]) -> str:
+    """``filters=16, kernel_size=3, activation=relu`` for the keys worth showing.
+
+    Args:
+        config: the node's config as written in the spec.
+        keys: the rule's summary keys (empty: FALLBACK_KEYS).
+        params: the rule's parameters, to hide values equal to their default.
+
+    Returns:
+        The escaped line ("" when nothing is worth showing).
+    """
+    shown = []
+    for key in keys or FALLBACK_KEYS:
+        if key not in config:
+            continue
+        value = config[key]
+        param = params.get(key)
+        if param is not None and not param.required and value == param.default:
+            continue
+        shown.append(f"{esc(key)}={esc(fmt_value(value), 32)}")
+        if len(shown) == MAX_KEYS:
+            break
+    return ", ".join(shown)
+
+
+def fmt_dims(shape: Sequence[int | None]) -> str:
+    """``(None, 30, 30, 16)``: batch and unknown axes as None, as Keras prints them."""
+    inner = ", ".join("None" if d is None else str(d) for d in shape)
+    return f"({inner},)" if len(shape) == 1 else f"({inner})"
+
+
+def table(rows: Sequence[str], border: str = "0") -> str:
+    """An HTML-like label from already-escaped rows (each a <TD> content)."""
+    cells = "".join(f"<TR><TD>{r}</TD></TR>" for r in rows if r)
+    return f'<<TABLE BORDER="{border}" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">{cells}</TABLE>>'
+
+
+def small(text: str, colour: str = "#444444") -> str:
+    if not text:
+        return ""  # Graphviz refuses an empty <FONT> element
+    return f'<FONT POINT-SIZE="9" COLOR="{colour}">{text}</FONT>'
+
+
+def legend(looks: Sequence[Look], notes: Sequence[str], per_row: int = 6) -> str:
+    """The legend's rows: one swatch per look used in this diagram, then notes.
+
+    Args:
+        looks: the looks present, in display order.
+        notes: escaped lines explaining the other marks.
+        per_row: swatches per row.
+
+    Returns:
+        Escaped <TR> rows for the title table.
+    """
+    swatches = []
+    for look in looks:
+        what = f"{look.glyph} {look.name}" if look.glyph else look.name
+        dashed = "dashed" in look.style
+        style = ' STYLE="dashed"' if dashed else ' STYLE="rounded"'
+        swatches.append(
+            f'<TD BGCOLOR="{look.fill}" COLOR="{look.border}" BORDER="1"{style}>'
+            f"{small(f'{esc(what)} <I>({esc(look.shape)})</I>', '#000000')}</TD>"
+        )
+    rows = []
+    for i in range(0, len(swatches), per_row):
+        chunk = swatches[i : i + per_row]
+        rows.append(
+            '<TR><TD><TABLE BORDER="0" CELLSPACING="4" CELLPADDING="3"><TR>'
+            + "".join(chunk)
+            + "</TR></TABLE></TD></TR>"
+        )
+    rows.extend(f"<TR><TD>{small(n)}</TD></TR>" for n in notes)
+    return "".join(rows)
+
+
+def params_text(trainable: int, non_trainable: int, frozen: bool = False) -> str:
+    """``448 params``, with the non-trainable share unless the whole layer is frozen."""
+    total = trainable + non_trainable
+    if not total:
+        return ""
+    if non_trainable and not frozen:
+        return f"{total:,} params ({non_trainable:,} non-trainable)"
+    return f"{total:,} params"
+
+
+def doc_rows(node: Mapping[str, Any]) -> list[str]:
+    """A node's ``doc``, wrapped to two short italic lines (escaped)."""
+    doc = node.get("doc")
+    if not isinstance(doc, str) or not doc.strip():
+        return []
+    return [small(f"<I>{line}</I>", "#555555") for line in wrap(doc, 34, 2)]
+
+
+def output_label(name: str, out: Mapping[str, Any]) -> str:
+    """An output's label: name, loss × loss weight, metrics, doc."""
+    rows = [f"<B>{esc(name)}</B>", "output"]
+    if out.get("loss"):
+        loss = esc(objective_text(out["loss"]), 60)
+        rows.append(small(f"loss {loss} × {esc(out.get('loss_weight', 1.0))}", "#000000"))
+    metrics = out.get("metrics")
+    if isinstance(metrics, list) and metrics:
+        rows.append(small("metrics " + esc(", ".join(objective_text(m) for m in metrics), 60)))
+    return table(rows + doc_rows(out))
+
+
+def layer_rows(layer: Mapping[str, Any]) -> tuple[str, str]:
+    """(op name, key config line) of a layer or shared-layer definition."""
+    op = str(layer.get("layer", "?"))
+    rule = LAYERS.get(op)
+    keys = rule.summary_keys if rule else ()
+    params = rule.param_index if rule else {}
+    return esc(op), key_config(layer.get("config") or {}, keys, params)
+
+
+def node_label(
+    name: str, info: NodeInfo, spec: Mapping[str, Any], shared: Mapping[str, Any], calls: Mapping[str, int]
+) -> tuple[Look, str]:
+    """How to draw one graph node, and its label.
+
+    Args:
+        name: the id to show (without the enclosing block instance's prefix).
+        info: what the checker inferred for it.
+        spec: its JSON object.
+        shared: the spec's shared layers by id.
+        calls: the number of calls of each shared layer.
+
+    Returns:
+        (look, HTML-like label) with every user string escaped.
+    """
+    shape = esc(fmt_dims(info.shape))
+    rows = [f"<B>{esc(name)}</B>"]
+    if info.kind == "input":
+        rows += [f"input · {esc(info.op)}", shape]
+        return INPUT, table(rows + doc_rows(spec))
+    if info.kind == "merge":
+        mode = str(spec.get("merge", info.op))
+        look = merge_look(mode)
+        rule = MERGES.get(mode)
+        keys = key_config(spec.get("config") or {}, rule.summary_keys if rule else (), rule.param_index if rule else {})
+        params = params_text(info.trainable, info.non_trainable)
+        rows += [
+            f"<B>{esc(look.glyph)} {esc(mode)}</B>",
+            small(keys),
+            " · ".join(x for x in (shape, params) if x),
+        ]
+        return look, table(rows + doc_rows(spec))
+    if info.kind == "shared":
+        sid = str(info.shared)
+        layer = shared[sid]
+        op, keys = layer_rows(layer)
+        frozen = layer.get("trainable", True) is False
+        look = shared_look(sorted(calls).index(sid), f"shared {sid} ×{calls[sid]}", frozen)
+        weights = params_text(info.trainable, info.non_trainable, frozen) if info.call == 1 else "weights of call 1"
+        rows += [
+            f"<B>{esc(sid)} ×{calls[sid]}: call {info.call}</B>",
+            f"shared {op}" + (" · frozen" if frozen else ""),
+            small(keys),
+            " · ".join(x for x in (shape, esc(weights)) if x),
+        ]
+        return look, table(rows + doc_rows(spec))
+    frozen = spec.get("trainable", True) is False
+    if info.kind == "model":
+        params = params_text(info.trainable, info.non_trainable, frozen)
+        rows += [
+            f"model · {esc(info.op)}" + (" · frozen" if frozen else ""),
+            " · ".join(x for x in (shape, params) if x),
+        ]
+        return (SUBMODEL_FROZEN if frozen else SUBMODEL), table(rows + doc_rows(spec))
+    op, keys = layer_rows(spec)
+    params = params_text(info.trainable, info.non_trainable, frozen)
+    rows += [op + (" · frozen" if frozen else ""), small(keys), " · ".join(x for x in (shape, params) if x)]
+    return (FROZEN if frozen else LAYER), table(rows + doc_rows(spec))
+
+
+def edge_label(ref: Ref, shape: str, mode: str | None) -> str:
+    """An edge's label: the tensor's shape, after the input's name or position where it matters."""
+    slot = ref.slot
+    prefix = ""
+    if slot and isinstance(slot[0], str):  # a named input: gate, experts[1], query...
+        prefix = esc(slot[0]) + (f"[{slot[1]}]" if len(slot) > 1 else "") + ": "
+    elif slot and mode is not None and (mode in ORDERED_MERGES or mode not in MERGES):
+        prefix = f"#{int(slot[0]) + 1} "
+    return f"<{prefix}{shape}>"

@@ -1,0 +1,1 @@
+"""The spec: loading JSON, the schema, blocks and the graph."""

@@ -1,0 +1,514 @@
+"""Blocks: reusable sub-graphs, expanded into plain nodes before the graph stage.
+
+A block is defined once under ``blocks`` (named inputs, nodes, named outputs)
+and instantiated by ``{"block": NAME, "inputs": ...}`` nodes. Expansion
+rewrites every instance into ordinary nodes whose ids join the instance id
+and the inner id with ``__`` (``tower_a__dense``), so the Keras layer names
+stay unique and readable. With ``shared_weights: true`` every instance calls
+one set of layers (siamese towers): each inner layer becomes a shared layer
+named ``BLOCK__inner``; otherwise each instance gets its own layers.
+
+Expansion keeps, for every node and shared layer it creates, the JSON path
+of the definition it came from, so a later error in an expanded node points
+into the block definition, not at a name the user never wrote.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import GraphError, NameIndex, PathPart, Problem, did_you_mean, quote_names
+from .graph import BROKEN, flat_refs
+
+SEP = "__"
+MAX_DEPTH = 16
+MAX_NODES = 20_000  # nodes after expansion: blocks of blocks multiply, so a short spec can ask for billions
+
+
+class _TooMany(Exception):
+    """Expansion passed MAX_NODES; raised to stop at once rather than build the rest."""
+
+
+@dataclass
+class Expansion:
+    """A flat spec and where each generated name came from.
+
+    Attributes:
+        doc: the spec without ``blocks`` and without ``block`` nodes.
+        origins: JSON path of the definition of each generated node id.
+        shared_origins: JSON path of the definition of each generated shared layer.
+        scopes: for each generated node, the chain of (instance id, block name)
+            it sits in, outermost first (for clusters in diagrams).
+        problems: unknown blocks, block cycles, wrong instance inputs,
+            dangling references inside blocks, generated ids that clash. An
+            instance that cannot be expanded is left as a ``broken``
+            placeholder node (its id and its output ports), so the rest of
+            the spec is still checked against it.
+    """
+
+    doc: dict[str, Any]
+    origins: dict[str, tuple[PathPart, ...]] = field(default_factory=dict)
+    shared_origins: dict[str, tuple[PathPart, ...]] = field(default_factory=dict)
+    scopes: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+
+class _Expander:
+    def __init__(self, doc: Mapping[str, Any]) -> None:
+        self.blocks: Mapping[str, Any] = doc.get("blocks", {})
+        self.out = Expansion({k: copy.deepcopy(v) for k, v in doc.items() if k not in ("blocks", "nodes")})
+        self.out.doc["nodes"] = {}
+        self.out.doc.setdefault("shared", {})
+        self.problems: list[Problem] = []
+        self.user_shared = set(self.out.doc["shared"])
+        # block name -> {output name: id relative to an instance's prefix}
+        self._ports: dict[str, dict[str, str]] = {}
+        self._port_names: dict[str, NameIndex] = {}
+        self._instance_names: dict[int, tuple[dict[str, str], NameIndex]] = {}
+        self._sizes: dict[str, int] = {}
+        self._outputs_checked: set[str] = set()
+        self._node_names: dict[str, NameIndex] = {}
+        self.block_names = NameIndex(self.blocks)
+
+    def ports_index(self, ports: dict[str, str]) -> NameIndex:
+        """The port names of one instance, indexed once however many references miss them."""
+        cached = self._instance_names.get(id(ports))
+        if cached is None or cached[0] is not ports:
+            cached = self._instance_names[id(ports)] = (ports, NameIndex(ports))
+        return cached[1]
+
+    def node_names(self, block: str) -> NameIndex:
+        """The node ids of block ``block``, indexed once for suggestions."""
+        if block not in self._node_names:
+            self._node_names[block] = NameIndex(self.blocks[block]["nodes"])
+        return self._node_names[block]
+
+    # -- references -------------------------------------------------------
+
+    def resolve(self, ref: str, env: Mapping[str, str], outputs: Mapping[str, dict[str, str]]) -> str | None:
+        """Map a reference written in some scope to a flat id (None when unknown)."""
+        if ref in env:
+            return env[ref]
+        inst, _, port = ref.partition(".")
+        if inst in outputs:
+            ports = outputs[inst]
+            if port:
+                return ports.get(port)
+            if len(ports) == 1:
+                return next(iter(ports.values()))
+        if port and inst in env:
+            return f"{env[inst]}.{port}"  # output `port` of a multi-output node (an RNN's state)
+        return None
+
+    def rewrite_inputs(
+        self,
+        inputs: Any,
+        env: Mapping[str, str],
+        outputs: Mapping[str, dict[str, str]],
+        base: tuple[PathPart, ...],
+        valid: _LazyNames,
+    ) -> Any:
+        def one(ref: str, path: tuple[PathPart, ...]) -> str:
+            flat = self.resolve(ref, env, outputs)
+            if flat is not None:
+                return flat
+            inst, _, port = ref.partition(".")
+            if outputs.get(inst):
+                self.problems.append(_port_problem(path, inst, port, self.ports_index(outputs[inst])))
+            elif ref not in env:
+                names = valid.index
+                near = names.near(ref)
+                hint = f"did you mean `{near[0]}`?" if near else ""
+                if not near and names.names:
+                    hint = f"valid: {quote_names(names.names)}"
+                self.problems.append(Problem(path, f"no node or input named `{ref}`", hint, "reference"))
+            return ref  # keep the name: the graph stage reports what is left
+
+        if isinstance(inputs, str):
+            return one(inputs, base)
+        if isinstance(inputs, list):
+            return [one(r, (*base, i)) for i, r in enumerate(inputs)]
+        return {
+            name: one(v, (*base, name)) if isinstance(v, str) else [one(r, (*base, name, i)) for i, r in enumerate(v)]
+            for name, v in inputs.items()
+        }
+
+    # -- nodes ------------------------------------------------------------
+
+    def emit(
+        self,
+        nodes: Mapping[str, Any],
+        env: dict[str, str],
+        prefix: str,
+        base: tuple[PathPart, ...],
+        scope: tuple[tuple[str, str], ...],
+        shared_as: str | None,
+        stack: tuple[str, ...],
+    ) -> dict[str, dict[str, str]]:
+        """Emit ``nodes`` (a section) into the flat doc; return each instance's outputs."""
+        outputs: dict[str, dict[str, str]] = {}
+        # Plain nodes, and instances that cannot expand (they stay one placeholder node).
+        local = {nid: f"{prefix}{nid}" for nid, n in nodes.items() if not self.expandable(n)}
+        env = {**env, **local}
+        valid = _LazyNames(lambda: (*env, *nodes))
+        # Instances first (in dependency order is not needed: outputs are
+        # known from the block definitions alone), then plain nodes.
+        for nid, node in nodes.items():
+            if self.expandable(node):
+                outputs[nid] = self.instance_ports(node["block"], f"{prefix}{nid}{SEP}")
+        for nid, node in nodes.items():
+            path = (*base, nid)
+            if "block" in node:
+                self.instantiate(nid, node, env, outputs, prefix, path, scope, shared_as, stack, valid)
+                continue
+            flat = dict(node)
+            flat["inputs"] = self.rewrite_inputs(node["inputs"], env, outputs, (*path, "inputs"), valid)
+            if shared_as is not None and "layer" in node:
+                sid = f"{shared_as}{nid}"
+                if sid in self.user_shared:
+                    self.problems.append(_clash(("shared", sid), sid))
+                elif sid not in self.out.doc["shared"]:
+                    layer = {k: v for k, v in node.items() if k in ("layer", "config", "trainable", "doc")}
+                    self.out.doc["shared"][sid] = layer
+                    self.out.shared_origins[sid] = path
+                flat = {"shared": sid, "inputs": flat["inputs"]}
+                if "doc" in node:
+                    flat["doc"] = node["doc"]
+            if local[nid] in self.out.doc["nodes"]:
+                self.problems.append(_clash(path, local[nid]))
+                continue
+            if len(self.out.doc["nodes"]) >= MAX_NODES:
+                raise _TooMany
+            self.out.doc["nodes"][local[nid]] = flat
+            if prefix:
+                self.out.origins[local[nid]] = path
+                self.out.scopes[local[nid]] = scope
+        return outputs
+
+    def expandable(self, node: Mapping[str, Any]) -> bool:
+        """Whether ``node`` is an instance of a known block whose definition passed the schema."""
+        block = self.blocks.get(node["block"]) if "block" in node else None
+        return block is not None and BROKEN not in block
+
+    def placeholder(self, flat: str, inputs: Any, path: tuple[PathPart, ...], scope: Any) -> None:
+        """A ``broken`` node standing for an instance (or one of its ports) that was not expanded."""
+        if flat not in self.out.doc["nodes"]:
+            self.out.doc["nodes"][flat] = {BROKEN: True, "inputs": inputs}
+            self.out.origins[flat] = path
+            self.out.scopes[flat] = scope
+
+    def block_size(self, name: str, stack: tuple[str, ...] = ()) -> int:
+        """How many nodes one instance of block ``name`` expands to (capped just past MAX_NODES).
+
+        Counted once per block before anything is expanded, so a 2 KB file
+        asking for 10**8 nodes is refused in linear time.
+        """
+        cached = self._sizes.get(name)
+        if cached is not None:
+            return cached
+        block = self.blocks.get(name)
+        if block is None or BROKEN in block or name in stack or len(stack) > MAX_DEPTH:
+            return 1
+        total = 0
+        for node in block["nodes"].values():
+            total += self.block_size(node["block"], (*stack, name)) if self.expandable(node) else 1
+            if total > MAX_NODES:
+                break
+        self._sizes[name] = min(total, MAX_NODES + 1)
+        return self._sizes[name]
+
+    def instance_ports(self, name: str, prefix: str) -> dict[str, str]:
+        """Each output port of an instance of block ``name``, as a flat node id."""
+        return {port: f"{prefix}{rel}" for port, rel in self.block_ports(name, ()).items()}
+
+    def block_ports(self, name: str, stack: tuple[str, ...]) -> dict[str, str]:
+        """Each output port of block ``name`` as an id relative to an instance's prefix.
+
+        Computed once per block: a block's ports name ports of inner
+        instances, and resolving them again for every port of every level
+        made nested re-exports exponential (4 ports, 12 levels: a minute).
+        A port that names an inner node's output ``node.N`` keeps the ``.N``.
+        """
+        cached = self._ports.get(name)
+        if cached is not None:
+            return cached
+        block = self.blocks.get(name)
+        if block is None or BROKEN in block or name in stack or len(stack) > MAX_DEPTH:
+            return {}
+        ports = {}
+        for port, ref in block["outputs"].items():
+            inner, _, sub = ref.partition(".")
+            node = block["nodes"].get(inner)
+            target = None
+            if node is not None and self.expandable(node):
+                subports = self.block_ports(node["block"], (*stack, name))
+                if sub:
+                    target = subports.get(sub)
+                elif len(subports) == 1:
+                    target = next(iter(subports.values()))
+                target = f"{inner}{SEP}{target}" if target is not None else None
+            elif sub and node is not None and "block" not in node:
+                target = f"{inner}.{sub}"
+            ports[port] = target or inner
+        self._ports[name] = ports
+        return ports
+
+    def instantiate(
+        self,
+        nid: str,
+        node: Mapping[str, Any],
+        env: Mapping[str, str],
+        outputs: Mapping[str, dict[str, str]],
+        prefix: str,
+        path: tuple[PathPart, ...],
+        scope: tuple[tuple[str, str], ...],
+        shared_as: str | None,
+        stack: tuple[str, ...],
+        valid: _LazyNames,
+    ) -> None:
+        name = node["block"]
+        block = self.blocks.get(name)
+        flat_id = f"{prefix}{nid}"
+
+        def give_up() -> None:
+            # Stand-ins for the instance and its ports, fed by what it was given:
+            # references to them resolve, and the nodes around are still checked.
+            refs = flat_refs(node.get("inputs"))
+            given = self.rewrite_inputs(refs, env, outputs, (*path, "inputs"), valid) if refs else []
+            self.placeholder(flat_id, given, path, scope)
+            for port in outputs.get(nid, {}).values():
+                self.placeholder(port.partition(".")[0], [flat_id], path, scope)
+
+        if block is None:
+            near = self.block_names.near(name)
+            hint = f"did you mean `{near[0]}`?" if near else f"defined blocks: {quote_names(self.block_names.names)}"
+            self.problems.append(Problem((*path, "block"), f"no block named `{name}`", hint, "reference"))
+            return give_up()
+        if BROKEN in block:
+            return give_up()  # its definition's schema problems are reported already
+        if name in stack:
+            chain = " -> ".join((*stack[stack.index(name) :], name))
+            self.problems.append(
+                Problem((*path, "block"), f"block cycle: {chain}", "a block cannot contain itself", "cycle")
+            )
+            return give_up()
+        if len(stack) >= MAX_DEPTH:
+            self.problems.append(Problem(path, f"blocks nest deeper than {MAX_DEPTH} levels", "", "depth"))
+            return give_up()
+        wanted = list(block["inputs"])
+        given = node["inputs"]
+        if isinstance(given, str) and len(wanted) == 1:
+            given = {wanted[0]: given}
+        if not isinstance(given, dict):
+            self.problems.append(
+                Problem(
+                    (*path, "inputs"),
+                    f"block `{name}` takes named inputs {quote_names(wanted)}",
+                    "write an object: " + ", ".join(f'"{w}": ID' for w in wanted),
+                    "arity",
+                )
+            )
+            return give_up()
+        for extra in sorted(set(given) - set(wanted)):
+            near = did_you_mean(extra, wanted)
+            self.problems.append(
+                Problem(
+                    (*path, "inputs", extra),
+                    f"block `{name}` has no input `{extra}`",
+                    f"did you mean `{near[0]}`?" if near else f"its inputs: {quote_names(wanted)}",
+                    "reference",
+                )
+            )
+        missing = [w for w in wanted if w not in given]
+        for port in missing:
+            self.problems.append(
+                Problem(
+                    (*path, "inputs"),
+                    f"block `{name}` needs input `{port}`",
+                    f"its inputs: {quote_names(wanted)}",
+                    "arity",
+                )
+            )
+        if missing:
+            return give_up()  # expanding it would report every use of the missing input again
+        inner_env: dict[str, str] = {}
+        for port, ref in given.items():
+            if port in wanted and isinstance(ref, str):
+                inner_env[port] = self.rewrite_inputs(ref, env, outputs, (*path, "inputs", port), valid)
+        inner_prefix = f"{prefix}{nid}{SEP}"
+        if shared_as is not None:
+            inner_shared: str | None = f"{shared_as}{nid}{SEP}"
+        elif block.get("shared_weights", False):
+            inner_shared = f"{name}{SEP}"
+        else:
+            inner_shared = None
+        block_path: tuple[PathPart, ...] = ("blocks", name, "nodes")
+        self.emit(
+            block["nodes"],
+            inner_env,
+            inner_prefix,
+            block_path,
+            (*scope, (f"{prefix}{nid}", name)),
+            inner_shared,
+            (*stack, name),
+        )
+        if name in self._outputs_checked:
+            return
+        self._outputs_checked.add(name)
+        for port, ref in block["outputs"].items():
+            inner, _, sub = ref.partition(".")
+            inner_node = block["nodes"].get(inner)
+            if inner_node is not None and self.expandable(inner_node):
+                self.check_port(name, port, inner, sub, inner_node["block"])
+            if inner not in block["nodes"]:
+                near = self.node_names(name).near(inner)
+                self.problems.append(
+                    Problem(
+                        ("blocks", name, "outputs", port),
+                        f"block `{name}` output `{port}` names no node `{inner}`",
+                        f"did you mean `{near[0]}`?" if near else "",
+                        "reference",
+                    )
+                )
+
+    def check_port(self, name: str, port: str, inner: str, sub: str, inner_block: str) -> None:
+        """A block output ``inner.sub`` naming an inner instance must name one of its ports."""
+        found = self.block_ports(inner_block, ())
+        if not found or (sub in found) or (not sub and len(found) == 1):
+            return
+        if inner_block not in self._port_names:
+            self._port_names[inner_block] = NameIndex(found)
+        ports = self._port_names[inner_block]
+        where = ("blocks", name, "outputs", port)
+        if not sub:
+            hint = "name one: " + quote_names([f"{inner}.{p}" for p in ports.names[:12]], 3)
+            message = (
+                f"block `{name}` output `{port}` names `{inner}`, "
+                f"an instance of `{inner_block}` with {len(ports.names)} outputs"
+            )
+        else:
+            near = ports.near(sub)
+            hint = f"did you mean `{inner}.{near[0]}`?" if near else f"its outputs: {quote_names(ports.names)}"
+            message = (
+                f"block `{name}` output `{port}` names `{inner}.{sub}`, but block `{inner_block}` has no output `{sub}`"
+            )
+        self.problems.append(Problem(where, message, hint, "reference"))
+
+
+class _LazyNames:
+    """The names in scope, indexed for suggestions only when a reference is wrong."""
+
+    def __init__(self, names: Callable[[], Iterable[str]]) -> None:
+        self._names = names
+        self._index: NameIndex | None = None
+
+    @property
+    def index(self) -> NameIndex:
+        if self._index is None:
+            self._index = NameIndex(self._names())
+        return self._index
+
+
+def expand_blocks(doc: Mapping[str, Any], file: str | None = None) -> Expansion:
+    """Expand every block instance of a schema-valid spec into plain nodes.
+
+    Args:
+        doc: the validated spec (definitions that failed the schema replaced
+            by ``broken`` placeholders).
+        file: the spec's file name for messages.
+
+    Returns:
+        The flat spec, the origin of every generated name, and every problem
+        found (``Expansion.problems``).
+
+    Raises:
+        GraphError: expansion would pass MAX_NODES (it stops there).
+    """
+    if "blocks" not in doc and not any("block" in n for n in doc["nodes"].values()):
+        return Expansion(dict(doc))
+    ex = _Expander(doc)
+    env = {i: i for i in doc["inputs"]}
+    try:
+        planned = 0
+        for node in doc["nodes"].values():
+            planned += ex.block_size(node["block"]) if ex.expandable(node) else 1
+            if planned > MAX_NODES:
+                raise _TooMany
+        ex.emit(doc["nodes"], env, "", ("nodes",), (), None, ())
+    except _TooMany:
+        raise GraphError.single(
+            ("nodes",),
+            f"expanding the blocks gives more than {MAX_NODES:,} nodes",
+            "blocks instantiated inside blocks multiply; use fewer instances or a sub-model",
+            "limit",
+            file,
+        ) from None
+    top = {n for n in doc["nodes"] if "block" not in doc["nodes"][n]} | set(doc["inputs"])
+    for nid in ex.out.origins:
+        if nid in top:
+            ex.problems.append(
+                Problem(
+                    ("nodes", nid),
+                    f"id `{nid}` clashes with a name generated for a block instance",
+                    "rename the node or the instance",
+                    "duplicate",
+                )
+            )
+    # Outputs may name a block instance (or `instance.port`).
+    outputs = {nid: ex.instance_ports(n["block"], f"{nid}{SEP}") for nid, n in doc["nodes"].items() if "block" in n}
+    scope = {n: n for n in top}
+    for name, out in list(ex.out.doc["outputs"].items()):
+        src = out.get("from")
+        if not isinstance(src, str):
+            continue
+        flat = ex.resolve(src, scope, outputs)
+        if flat is not None:
+            out["from"] = flat
+            continue
+        inst, _, port = src.partition(".")
+        if outputs.get(inst):  # an expanded instance, asked for a port it does not have
+            ex.problems.append(_port_problem(("outputs", name, "from"), inst, port, ex.ports_index(outputs[inst])))
+            del ex.out.doc["outputs"][name]  # reported here; the graph stage would only say "no node"
+    ex.out.problems = _unique_problems(ex.problems)
+    return ex.out
+
+
+def _port_problem(path: tuple[PathPart, ...], inst: str, port: str, ports: NameIndex) -> Problem:
+    """A reference to block instance ``inst`` that names no port of it (or none, where it has several)."""
+    if not port:
+        return Problem(
+            path,
+            f"block instance `{inst}` has {len(ports.names)} outputs; name one",
+            "write " + quote_names([f"{inst}.{n}" for n in ports.names[:12]], 3),
+            "reference",
+        )
+    near = ports.near(port)
+    return Problem(
+        path,
+        f"block instance `{inst}` has no output `{port}`",
+        f"did you mean `{inst}.{near[0]}`?" if near else f"its outputs: {quote_names(ports.names)}",
+        "reference",
+    )
+
+
+def _clash(path: tuple[PathPart, ...], flat: str) -> Problem:
+    return Problem(
+        path,
+        f"the id `{flat}` generated for a block instance is already taken",
+        f"rename the instance or the node: generated ids join them with `{SEP}`",
+        "duplicate",
+    )
+
+
+def _unique_problems(problems: list[Problem]) -> list[Problem]:
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for p in problems:
+        key = (p.jsonpath, p.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out

@@ -1,0 +1,286 @@
+"""Load stage: one spec file becomes one strict JSON document.
+
+Python's ``json`` module accepts duplicate keys (the last one silently wins),
+NaN and Infinity, and integers of any length. A spec is a contract, so each of
+those is an error here, reported with the JSON path of the value at fault.
+
+A spec is also untrusted input, so the loader bounds the work any file can
+cause before the later stages see it: the file's size, its nesting depth, the
+number of JSON values it holds and the number of entries per section are all
+capped, and each cap is checked in time linear in the capped quantity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import LoadError, PathPart, Problem
+
+MAX_BYTES = 8 * 1024 * 1024  # far above any real spec; keeps a hostile file cheap to refuse
+MAX_DEPTH = 64  # a spec nests about 8 deep; Bidirectional config adds 2
+MAX_INT_DIGITS = 19  # int64
+MAX_VALUES = 250_000  # JSON values in one document (a 20,000-node spec holds about 150,000)
+MAX_ENTRIES = 20_000  # entries of one section (inputs, nodes, shared, blocks, outputs), as the schema says
+_SECTIONS = ("inputs", "shared", "blocks", "nodes", "outputs")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A loaded spec.
+
+    Attributes:
+        path: where it was read from.
+        doc: the parsed JSON document (not yet validated).
+        sha256: hex digest of the file's bytes, recorded beside compiled models.
+        text: the file's text, saved beside compiled models.
+    """
+
+    path: Path
+    doc: Any
+    sha256: str
+    text: str
+
+    @property
+    def file(self) -> str:
+        return str(self.path)
+
+
+class _Bad:
+    """Stands in for a value the loader refuses, so its path can be found."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        self.message = message
+        self.hint = hint
+
+
+@dataclass
+class _Parse:
+    """Parser hooks that note refused values without building paths (cheap on valid files)."""
+
+    flagged: bool = False
+    duplicates: dict[int, tuple[Any, list[str]]] = field(default_factory=dict)  # id(obj) -> (obj, keys)
+
+    def pairs(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(pairs)
+        if len(obj) != len(pairs):
+            seen: set[str] = set()
+            dups: list[str] = []
+            for key, _ in pairs:
+                if key in seen and key not in dups:
+                    dups.append(key)
+                seen.add(key)
+            self.duplicates[id(obj)] = (obj, dups)  # keeps obj alive, so its id stays unique
+            self.flagged = True
+        return obj
+
+    def bad(self, message: str, hint: str) -> _Bad:
+        self.flagged = True
+        return _Bad(message, hint)
+
+    def constant(self, name: str) -> _Bad:
+        return self.bad(f"{name} is not valid JSON", "write a finite number")
+
+    def int(self, text: str) -> int | _Bad:
+        digits = text.lstrip("-")
+        if len(digits) > MAX_INT_DIGITS:
+            shown = f"{text[:12]}...({len(digits)} digits)"
+            return self.bad(f"integer {shown} is too large", "use a number below 2**63")
+        return int(text)
+
+    def float(self, text: str) -> float | _Bad:
+        value = float(text)
+        if value in (float("inf"), float("-inf")):
+            return self.bad(f"number {text[:24]} overflows a double", "use a finite number")
+        return value
+
+
+_STRING = re.compile(r'"[^"]*"')  # a string, once escaped quotes are gone: no backtracking
+
+
+def _surely_too_many(text: str) -> bool:
+    """True when the text holds more than MAX_VALUES values, judged before parsing.
+
+    Every comma outside a string adds one value, so counting them bounds the
+    values from below; the parser then never builds millions of values only
+    to refuse them. Escapes are dropped first (pairs of backslashes, then
+    escaped quotes), so every quote left delimits a string and the count takes
+    linear time whatever the text.
+    """
+    if text.count(",") <= MAX_VALUES:
+        return False
+    plain = text.replace("\\\\", "").replace('\\"', "")
+    return _STRING.sub("", plain).count(",") > MAX_VALUES
+
+
+def _measure(doc: Any) -> tuple[int, int]:
+    """(number of values, deepest nesting), stopping early past MAX_VALUES or MAX_DEPTH."""
+    count, deepest = 1, 0
+    stack: list[tuple[Any, int]] = [(doc, 0)]
+    while stack:
+        value, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > MAX_DEPTH or count > MAX_VALUES:
+            break
+        if type(value) is not dict and type(value) is not list:
+            continue  # a document that is one scalar
+        items = value.values() if type(value) is dict else value
+        count += len(items)
+        stack.extend((v, depth + 1) for v in items if type(v) is dict or type(v) is list)
+    return count, deepest
+
+
+def _audit(value: Any, path: tuple[PathPart, ...], problems: list[Problem], parse: _Parse, depth: int = 0) -> None:
+    """Find refused values, duplicate keys and over-deep nesting, with their paths."""
+    if depth > MAX_DEPTH:
+        problems.append(Problem(path, f"nesting is deeper than {MAX_DEPTH} levels", "flatten the document", "json"))
+        return
+    if isinstance(value, _Bad):
+        problems.append(Problem(path, value.message, value.hint, "json"))
+    elif isinstance(value, dict):
+        for key in parse.duplicates.get(id(value), (None, []))[1]:
+            problems.append(
+                Problem(
+                    (*path, key),
+                    f"key `{key}` is given more than once in one object",
+                    "keep one; JSON parsers disagree on which one wins",
+                    "json",
+                )
+            )
+        for k, v in value.items():
+            _audit(v, (*path, k), problems, parse, depth + 1)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _audit(v, (*path, i), problems, parse, depth + 1)
+
+
+def _section_problems(doc: Any) -> list[Problem]:
+    """Sections over MAX_ENTRIES, refused before the schema stage spends time on each entry."""
+    if not isinstance(doc, dict):
+        return []
+    sections: list[tuple[tuple[PathPart, ...], Any]] = [((s,), doc.get(s)) for s in _SECTIONS]
+    blocks = doc.get("blocks")
+    if isinstance(blocks, dict):
+        sections += [(("blocks", b, "nodes"), v.get("nodes")) for b, v in blocks.items() if isinstance(v, dict)]
+    return [
+        Problem(
+            path,
+            f"`{path[-1]}` has {len(value):,} entries; the limit is {MAX_ENTRIES:,}",
+            "split the model into sub-models, or use blocks",
+            "limit",
+        )
+        for path, value in sections
+        if isinstance(value, Mapping) and len(value) > MAX_ENTRIES
+    ]
+
+
+def _too_many(file: str) -> LoadError:
+    return LoadError.single(
+        (),
+        f"the document holds more than {MAX_VALUES:,} JSON values",
+        "split the model into sub-models, or use blocks",
+        "limit",
+        file,
+    )
+
+
+def parse_spec(data: bytes, file: str) -> Any:
+    """Parse spec bytes as strict JSON, within fusec's limits.
+
+    Args:
+        data: the file's bytes.
+        file: the name used in error messages.
+
+    Returns:
+        The document as plain dicts, lists, strings, numbers, booleans and None.
+
+    Raises:
+        LoadError: for a file over MAX_BYTES, non-UTF-8 bytes, invalid JSON,
+            duplicate keys, NaN or Infinity, over-long integers, nesting
+            deeper than MAX_DEPTH, more than MAX_VALUES values, or a section
+            with more than MAX_ENTRIES entries.
+    """
+    if len(data) > MAX_BYTES:
+        raise LoadError.single(
+            (), f"file is {len(data):,} bytes; the limit is {MAX_BYTES:,}", "split the spec", "limit", file
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LoadError.single(
+            (),
+            f"file is not UTF-8 text (byte {exc.start} is 0x{data[exc.start]:02x})",
+            "save the spec as UTF-8 JSON",
+            "json",
+            file,
+        ) from None
+    text = text.removeprefix("\ufeff")
+    if not text.strip():
+        raise LoadError.single((), "file is empty", 'a spec is a JSON object: {"fusec": 1, ...}', "json", file)
+    if _surely_too_many(text):
+        raise _too_many(file)
+    parse = _Parse()
+    try:
+        raw = json.loads(
+            text,
+            object_pairs_hook=parse.pairs,
+            parse_constant=parse.constant,
+            parse_int=parse.int,
+            parse_float=parse.float,
+        )
+    except json.JSONDecodeError as exc:
+        raise LoadError.single(
+            (), f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}", "", "json", file
+        ) from None
+    except RecursionError:
+        raise LoadError.single(
+            (), f"nesting is deeper than {MAX_DEPTH} levels", "flatten the document", "json", file
+        ) from None
+    count, deepest = _measure(raw)
+    if count > MAX_VALUES and deepest <= MAX_DEPTH:
+        raise _too_many(file)
+    problems: list[Problem] = []
+    if parse.flagged or deepest > MAX_DEPTH:
+        _audit(raw, (), problems, parse)
+    problems = problems or _section_problems(raw)
+    if problems:
+        raise LoadError(problems, file=file)
+    return raw
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read a spec file strictly.
+
+    Args:
+        path: the spec's path.
+
+    Returns:
+        The loaded Spec (parsed, not yet validated).
+
+    Raises:
+        LoadError: when the path is missing or not a file, or its contents
+            are not one strict JSON document (see ``parse_spec``).
+
+    Example:
+        >>> spec = load_spec("specs/image_tag.json")  # doctest: +SKIP
+        >>> spec.doc["name"]  # doctest: +SKIP
+        'image_tag'
+    """
+    p = Path(path)
+    file = str(path)
+    if not p.exists():
+        raise LoadError.single((), "no such file", "check the path", "file", file)
+    if not p.is_file():
+        raise LoadError.single((), "not a regular file", "pass the path of a .json spec", "file", file)
+    try:
+        with p.open("rb") as fh:
+            data = fh.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise LoadError.single((), f"cannot read the file: {exc.strerror}", "", "file", file) from None
+    doc = parse_spec(data, file)
+    return Spec(p, doc, hashlib.sha256(data).hexdigest(), data.decode("utf-8"))

@@ -1,0 +1,1 @@
+"""Static analysis: shapes, parameters, memory, the whole check (no TensorFlow)."""

@@ -1,0 +1,1 @@
+"""The vocabulary: one rule per layer, merge, loss and metric."""
