@@ -1,5 +1,5 @@
 # Developer shortcuts; each target sets itself up (see .ci/setup).
-.PHONY: setup example test test-deep lint format schema docs gallery bench bench-hostile clean
+.PHONY: setup example test test-fast test-deep lint format schema docs gallery bench bench-hostile clean
 
 setup:
 	bash .ci/setup
@@ -10,6 +10,10 @@ example:
 test:
 	bash .ci/test
 
+# The static suite only: no test that imports TensorFlow or builds a model (under a minute).
+test-fast: setup
+	.venv/bin/python -m pytest -q -n 2 -m "not slow"
+
 # Deep property run: random accepted specs built, served, saved and reloaded (20x the CI profile).
 test-deep: setup
 	FUSEC_HYPOTHESIS_SCALE=20 .venv/bin/python -m pytest -q tests/test_properties.py
@@ -18,8 +22,8 @@ lint: setup
 	bash .ci/lint
 
 format: setup
-	.venv/bin/ruff format compiler tests bench
-	.venv/bin/ruff check --fix compiler tests bench
+	.venv/bin/ruff format compiler tests bench tools
+	.venv/bin/ruff check --fix compiler tests bench tools
 
 # Regenerate the committed JSON Schema from the layer and merge registries.
 schema: setup
@@ -31,7 +35,7 @@ docs: setup
 
 # Regenerate docs/gallery.md and its diagrams from every spec in specs/.
 gallery: setup
-	.venv/bin/python bench/make_gallery.py
+	.venv/bin/python tools/make_gallery.py
 
 # Side-by-side benchmarks (see docs/benchmarks.md).
 bench: setup
@@ -39,7 +43,7 @@ bench: setup
 
 # `fusec check` on the slowest specs buildable under the limits (docs/benchmarks.md).
 bench-hostile: setup
-	.venv/bin/python bench/hostile_check.py
+	.venv/bin/python bench/run_all.py hostile
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

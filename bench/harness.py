@@ -1,56 +1,50 @@
-"""Shared pieces of the benchmarks: timed child processes, paired statistics, result rows.
+"""The one harness every benchmark uses: child processes, interleaved runs, medians, ratios, the table.
 
-``common.py`` holds the first helpers (interleaving, ``spread``); this module
-adds what the table of ``run_all.py`` needs: peak memory of a child process,
-timeouts, the spread of paired ratios, and one ``Row`` type every benchmark
-returns.
+Side by side means interleaved in one run: the sides of a comparison
+alternate A B B A ... (``interleave``), so the machine's drift hits all of
+them; every value is a median with half its interquartile range (±), every
+ratio a ratio of medians with the spread of the paired ratios. Each
+benchmark returns ``Row``s; ``print_rows`` prints the table and
+``markdown_rows`` the one docs/benchmarks.md records.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import platform
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 FUSEC_BIN = str(Path(sys.executable).with_name("fusec"))
 QUIET_ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-
-# ``fusec render`` through the CLI group, also before cli.py registers the command.
-_RENDER_SHIM = (
-    "from fusec.cli import cli, main\n"
-    "from fusec.cli.render import render_command\n"
-    "cli.commands.setdefault('render', render_command)\n"
-    "main()"
+RESULTS = ROOT / "bench" / "results"
+#: the hand-written Keras scripts (bench/handwritten/) and the specs they build, by hand
+SCENARIOS = (
+    ("image+tag classifier", "specs/image_tag.json", "bench/handwritten/seed000.py"),
+    ("multi-task shared head", "specs/multitask_shared.json", "bench/handwritten/seed002.py"),
+    ("gated experts", "specs/gated_experts.json", "bench/handwritten/seed003.py"),
 )
+
+T = TypeVar("T")
 
 
 def fusec(*args: str) -> list[str]:
-    """The command line of ``fusec ARGS`` (``render`` through a shim while cli.py lacks it)."""
-    if args and args[0] == "render" and not _render_registered():
-        return [PY, "-c", _RENDER_SHIM, *args]
+    """The command line of ``fusec ARGS``, as a user runs it."""
     return [FUSEC_BIN, *args]
-
-
-_registered: bool | None = None
-
-
-def _render_registered() -> bool:
-    global _registered
-    if _registered is None:
-        proc = subprocess.run([FUSEC_BIN, "render", "--help"], capture_output=True, text=True)
-        _registered = proc.returncode == 0
-    return _registered
 
 
 @dataclass
@@ -69,7 +63,7 @@ class Child:
 
 
 def run_child(cmd: Sequence[str], timeout: float | None = None, env: dict[str, str] | None = None) -> Child:
-    """Run ``cmd``; wall seconds, peak RSS (``wait4``) and output. Killed after ``timeout`` seconds."""
+    """Run ``cmd``: wall seconds, peak RSS (``wait4``) and output; killed after ``timeout`` seconds."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         proc = subprocess.Popen(list(cmd), stdout=out, stderr=err, env=env or QUIET_ENV)
@@ -109,12 +103,34 @@ def checked_child(cmd: Sequence[str], timeout: float | None = None) -> Child:
     return child
 
 
+def interleave(sides: Sequence[Callable[[], T]], repeats: int, warmup: int = 0) -> list[list[T]]:
+    """Run every side ``repeats`` times, in order then in reverse (A B, B A, ...); samples per side.
+
+    Args:
+        sides: the measurements, each one call giving one sample.
+        repeats: rounds; each round calls every side once.
+        warmup: rounds run first and thrown away (file caches, tracing).
+
+    Returns:
+        One list of samples per side, in the order of ``sides``.
+    """
+    for _ in range(warmup):
+        for side in sides:
+            side()
+    samples: list[list[T]] = [[] for _ in sides]
+    order = list(range(len(sides)))
+    for r in range(repeats):
+        for i in order if r % 2 == 0 else reversed(order):
+            samples[i].append(sides[i]())
+    return samples
+
+
 def median(xs: Sequence[float]) -> float:
     return statistics.median(xs)
 
 
 def half_iqr(xs: Sequence[float]) -> float:
-    """Half the interquartile range (0 with fewer than 4 samples... then half the full range)."""
+    """Half the interquartile range (with fewer than 4 samples, half the full range)."""
     if len(xs) >= 4:
         q = statistics.quantiles(xs, n=4)
         return (q[2] - q[0]) / 2
@@ -128,7 +144,7 @@ def paired_ratios(a: Sequence[float], b: Sequence[float]) -> list[float]:
 
 @dataclass
 class Row:
-    """One line of the final table: a fusec measurement, its baseline, and their ratio.
+    """One line of the table: a fusec measurement, its baseline, and their ratio.
 
     ``ratio`` is the ratio of the medians, in the direction the target is
     written (``fusec / baseline`` for costs, ``baseline / fusec`` for
@@ -160,10 +176,8 @@ class Row:
             return half_iqr(self.fusec) if self.fusec else float("nan")
         if len(self.fusec) != len(self.base) or not self.fusec:
             return float("nan")
-        pairs = (
-            paired_ratios(self.fusec, self.base) if self.ratio_kind == "f/b" else paired_ratios(self.base, self.fusec)
-        )
-        return half_iqr(pairs)
+        a, b = (self.fusec, self.base) if self.ratio_kind == "f/b" else (self.base, self.fusec)
+        return half_iqr(paired_ratios(a, b))
 
     @property
     def target(self) -> str:
@@ -197,24 +211,12 @@ class Row:
         return "NOT MET"
 
     def to_json(self) -> dict[str, object]:
-        return {
-            "group": self.group,
-            "name": self.name,
-            "unit": self.unit,
-            "fusec": self.fusec,
-            "base": self.base,
-            "ratio_kind": self.ratio_kind,
-            "ratio": self.ratio,
-            "ratio_spread": self.ratio_spread,
-            "lo": self.lo,
-            "hi": self.hi,
-            "higher_is_better": self.higher_is_better,
-            "target": self.target,
-            "met": self.met,
-            "verdict": self.verdict,
-            "note": self.note,
-            **({"extra": self.extra} if self.extra else {}),
-        }
+        computed = ("ratio", "ratio_spread", "target", "met", "verdict")
+        doc: dict[str, object] = {k: v for k, v in self.__dict__.items() if k != "extra"}
+        doc.update({k: getattr(self, k) for k in computed})
+        if self.extra:
+            doc["extra"] = self.extra
+        return doc
 
 
 def row_from_json(d: dict[str, Any]) -> Row:
@@ -224,7 +226,7 @@ def row_from_json(d: dict[str, Any]) -> Row:
 
 
 def write_rows(rows: Sequence[Row], path: str | Path | None) -> None:
-    """Write rows as JSON for run_all.py (nothing when ``path`` is None)."""
+    """Write rows as JSON (nothing when ``path`` is None)."""
     if path:
         Path(path).write_text(json.dumps([r.to_json() for r in rows], indent=1))
 
@@ -251,34 +253,97 @@ def fmt_value(xs: Sequence[float], unit: str) -> str:
     return f"{m:.3g} ±{s:.2g} {unit}"
 
 
+_KINDS = {"f/b": "fusec/base", "b/f": "base/fusec", "exp": "exponent"}
+
+
+def _cells(r: Row, markdown: bool) -> tuple[str, ...]:
+    """One row's cells: benchmark, fusec, baseline, ratio, target, verdict."""
+    kind = _KINDS.get(r.ratio_kind, "")
+    if not r.fusec:
+        ratio = "-"
+    elif not r.base:
+        ratio = f"{r.ratio:.2f} ({kind})"
+    else:
+        ratio = f"{r.ratio:.3f} ±{r.ratio_spread:.3f} ({kind})"
+    target = r.target.replace("<=", "≤").replace(">=", "≥") if markdown else r.target
+    return (f"{r.group}: {r.name}", fmt_value(r.fusec, r.unit), fmt_value(r.base, r.unit), ratio, target, r.verdict)
+
+
 def print_rows(rows: Sequence[Row], file: TextIO | None = None) -> None:
     """The table: row, fusec median ±spread, baseline median ±spread, ratio ±spread, target, met."""
     out = file or sys.stdout
     header = ("benchmark", "fusec", "baseline", "ratio", "target", "met")
-    lines = []
-    for r in rows:
-        met = r.verdict
-        kind = {"f/b": " (fusec/base)", "b/f": " (base/fusec)", "exp": " (exponent)"}.get(r.ratio_kind, "")
-        ratio = f"{r.ratio:.3f} ±{r.ratio_spread:.3f}{kind}" if r.fusec else "-"
-        if r.fusec and not r.base:
-            ratio = f"{r.ratio:.2f}{kind}"
-        lines.append(
-            (f"{r.group}: {r.name}", fmt_value(r.fusec, r.unit), fmt_value(r.base, r.unit), ratio, r.target, met)
-        )
+    lines = [_cells(r, markdown=False) for r in rows]
     widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(header)]
     fmt = "  ".join(f"{{:{'<' if i == 0 else '>'}{w}}}" for i, w in enumerate(widths))
     print(fmt.format(*header), file=out)
     print("-" * (sum(widths) + 2 * (len(widths) - 1)), file=out)
     for line in lines:
         print(fmt.format(*line), file=out)
+    notes = [f"  {r.group}: {r.name}: {r.note}" for r in rows if r.note]
+    if notes:
+        print("notes:\n" + "\n".join(notes), file=out)
 
 
 def markdown_rows(rows: Sequence[Row]) -> str:
-    """The table as Markdown (for docs/benchmarks.md)."""
+    """The table as Markdown, as docs/benchmarks.md records it."""
     out = ["| benchmark | fusec | baseline | ratio | target | verdict |", "|---|---:|---:|---:|---|---|"]
-    for r in rows:
-        kind = {"f/b": "fusec/base", "b/f": "base/fusec", "exp": "exponent"}.get(r.ratio_kind, "")
-        ratio = f"{r.ratio:.2f}" if r.fusec and not r.base else f"{r.ratio:.3f} ±{r.ratio_spread:.3f}"
-        cells = (f"{r.group}: {r.name}", fmt_value(r.fusec, r.unit), fmt_value(r.base, r.unit), f"{ratio} ({kind})")
-        out.append("| " + " | ".join((*cells, r.target.replace("<=", "≤").replace(">=", "≥"), r.verdict)) + " |")
+    out += ["| " + " | ".join(_cells(r, markdown=True)) + " |" for r in rows]
     return "\n".join(out)
+
+
+def tensorflow_on(device: str) -> tuple[Any, Any, str, str]:
+    """Import TensorFlow for one device (CPU hidden from CUDA before the import).
+
+    Returns:
+        ``(keras, tf, where, label)``: the modules, the ``tf.device`` string and
+        ``cpu`` or ``gpu: NAME`` for row groups.
+
+    Raises:
+        SystemExit: ``device`` is ``gpu`` but TensorFlow sees none.
+    """
+    if device == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
+    from fusec.keras.tf import import_keras
+
+    keras = import_keras()
+    import tensorflow as tf
+
+    if device == "cpu":
+        return keras, tf, "/CPU:0", "cpu"
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        raise SystemExit("error: --gpu but TensorFlow sees no GPU")
+    name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
+    return keras, tf, "/GPU:0", f"gpu: {name}"
+
+
+def machine() -> str:
+    """One line: architecture, cores, Python, OS."""
+    return f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
+
+
+def _first(path: str, prefix: str) -> str | None:
+    with contextlib.suppress(OSError):
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(prefix):
+                return line.split(":", 1)[1].strip()
+    return None
+
+
+def environment() -> dict[str, str]:
+    """Machine and versions, without importing TensorFlow."""
+    env: dict[str, str] = {"python": platform.python_version(), "platform": platform.platform()}
+    for dist in ("tensorflow", "tensorflow-cpu", "keras", "fusec", "jsonschema", "networkx"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            env[dist] = metadata.version(dist)
+    env["cpu"] = f"{_first('/proc/cpuinfo', 'model name') or platform.processor() or 'unknown'}, {os.cpu_count()} cores"
+    mem = _first("/proc/meminfo", "MemTotal")
+    if mem:
+        env["memory"] = f"{int(mem.split()[0]) / 1024 / 1024:.1f} GiB"
+    dot = shutil.which("dot")
+    if dot:
+        proc = subprocess.run([dot, "-V"], capture_output=True, text=True)
+        env["graphviz"] = (proc.stderr or proc.stdout).strip()
+    env["load average"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return env

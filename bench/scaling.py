@@ -2,8 +2,8 @@
 
 Specs of 100 to 4,000 nodes in four families (bench/gen_specs.py: chain, wide
 fan-in, many shared-layer calls, nested blocks). Each command runs as a fresh
-process, end to end; the time is the median of ``--repeats`` runs (render:
-``--render-repeats``; compile: ``--compile-repeats``) and the
+process, end to end; the time is the median of ``--scaling-repeats`` runs (render:
+``--scaling-render-repeats``; compile: ``--scaling-compile-repeats``) and the
 memory the largest resident set of the process (and of ``dot``, which render
 waits for). Rounds go over every family and size before the next round, so
 drift spreads over all of them.
@@ -17,14 +17,13 @@ Target: check's marginal exponent at most 1.2.
 
 ``compile`` (TensorFlow import, Keras build, SavedModel export, .keras save)
 costs tens of seconds per thousand nodes, almost all of it in SavedModel
-export, so it runs once per size and only up to ``--compile-max`` nodes.
-Render runs with ``--timeout`` for Graphviz; a run past it is recorded as
+export, so it runs once per size and only up to ``--scaling-compile-max`` nodes.
+Render runs with ``--scaling-render-timeout`` for Graphviz; a run past it is recorded as
 "timeout", not waited for.
 
 Results go to bench/results/scaling-latest.json; the plot to
-docs/benchmarks/scaling.png.
-
-    python bench/scaling.py [--sizes 100,250,500,1000,2000,4000] [--repeats 5] [--compile-max 500]
+docs/benchmarks/scaling.png (with --quick: scaling-quick.json and .png under
+bench/results/).
 """
 
 from __future__ import annotations
@@ -33,17 +32,18 @@ import argparse
 import json
 import math
 import re
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import PY, ROOT, Row, median, run_child, write_rows
-
-from common import machine
 from gen_specs import FAMILIES, write_spec
+from harness import PY, RESULTS, ROOT, Row, checked_child, fusec, machine, median, run_child
+
+NAME = "scaling"
+TITLE = "100 to 4,000 nodes: time, memory, growth exponent   check k <= 1.2"
 
 SIZES = (100, 250, 500, 1000, 2000, 4000)
 BASE_SIZE = 10  # the start-up point subtracted for the marginal exponent
@@ -68,13 +68,10 @@ for path in sys.argv[2:]:
 print(json.dumps(out))
 """
 TARGET = 1.2
-RESULTS = ROOT / "bench" / "results"
 PLOT = ROOT / "docs" / "benchmarks" / "scaling.png"
 
 
 def command(cmd: str, spec: Path, out: Path, render_timeout: float) -> list[str]:
-    from harness import fusec
-
     if cmd == "render":
         return fusec("render", str(spec), "-o", str(out / "diagram.svg"), "--timeout", f"{render_timeout:g}")
     if cmd == "compile":
@@ -97,64 +94,83 @@ def run_one(cmd: str, spec: Path, out: Path, render_timeout: float, limit: float
     return {"seconds": child.seconds, "peak_mb": child.peak_kb / 1024, "status": status}
 
 
-def measure(
-    sizes: Sequence[int] = SIZES,
-    families: Sequence[str] = FAMILIES,
-    commands: Sequence[str] = COMMANDS,
-    repeats: int = 5,
-    compile_max: int = 500,
-    compile_repeats: int = 1,
-    render_timeout: float = 120.0,
-    log: Any = None,
-    render_repeats: int = 3,
-) -> dict[str, Any]:
-    """Run the grid; return ``{"runs": [...], "fits": [...], ...}`` (see ``fit``)."""
-    say = log or (lambda _msg: None)
-    with tempfile.TemporaryDirectory(prefix="fusec-scaling-") as tmp:
-        folder = Path(tmp)
-        specs: dict[tuple[str, int], Path] = {}
-        nodes: dict[tuple[str, int], int] = {}
-        for family in families:
-            for size in (BASE_SIZE, *sizes):
-                path = write_spec(folder, family, size)
-                first = run_one("check", path, folder, render_timeout, 600)  # warms caches, counts nodes
-                if first["status"] != "ok":
-                    raise RuntimeError(f"generated spec {path.name} does not check: {first['status']}")
-                specs[family, size] = path
-                nodes[family, size] = count_nodes(path)
-        cells: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
-        per_cmd = {"compile": compile_repeats, "render": render_repeats}
-        for r in range(max(repeats, compile_repeats, render_repeats)):
-            for family in families:
-                for size in (BASE_SIZE, *sizes):
-                    for cmd in commands:
-                        wanted = per_cmd.get(cmd, repeats)
-                        if r >= wanted or (cmd == "compile" and size > compile_max):
-                            continue
-                        prior = cells.get((family, size, cmd), [])
-                        if prior and prior[-1]["status"] == "timeout":
-                            continue  # one timeout is enough
-                        limit = render_timeout + 60 if cmd == "render" else 900
-                        result = run_one(cmd, specs[family, size], folder, render_timeout, limit)
-                        cells.setdefault((family, size, cmd), []).append(result)
-                        say(
-                            f"  round {r + 1} {family:7} {nodes[family, size]:5} nodes {cmd:8} "
-                            f"{result['seconds']:7.2f} s {result['peak_mb']:7.0f} MB  {result['status']}"
-                        )
-        if "check" in commands:  # check_spec alone, in one warm process per family: no start-up noise
-            for family in families:
-                paths = [str(specs[family, size]) for size in (BASE_SIZE, *sizes)]
-                child = run_child([PY, "-c", INPROC_SCRIPT, str(INPROC_REPEATS), *paths], timeout=1800)
-                if not child.ok:
-                    raise RuntimeError(f"in-process check failed: {child.stderr[-2000:]}")
-                times = json.loads(child.stdout.strip().splitlines()[-1])
-                for size in (BASE_SIZE, *sizes):
-                    secs = times[str(specs[family, size])]
-                    cells[family, size, INPROC] = [{"seconds": t, "peak_mb": None, "status": "ok"} for t in secs]
-                say(f"  {family:7} {INPROC}: done")
+@dataclass
+class Grid:
+    """What to run: sizes, families, commands, repeats and limits."""
+
+    sizes: Sequence[int] = SIZES
+    families: Sequence[str] = FAMILIES
+    commands: Sequence[str] = COMMANDS
+    repeats: int = 5
+    compile_max: int = 500
+    compile_repeats: int = 1
+    render_repeats: int = 3
+    render_timeout: float = 120.0
+
+    def wanted(self, cmd: str, size: int, r: int) -> bool:
+        """Whether round ``r`` runs ``cmd`` on the spec of ``size``."""
+        per_cmd = {"compile": self.compile_repeats, "render": self.render_repeats}
+        return r < per_cmd.get(cmd, self.repeats) and not (cmd == "compile" and size > self.compile_max)
+
+
+Cells = dict[tuple[str, int, str], list[dict[str, Any]]]
+
+
+def write_specs(grid: Grid, folder: Path) -> tuple[dict[tuple[str, int], Path], dict[tuple[str, int], int]]:
+    """Every family at every size (and BASE_SIZE), checked once (which warms caches); paths and node counts."""
+    specs, nodes = {}, {}
+    for family in grid.families:
+        for size in (BASE_SIZE, *grid.sizes):
+            path = write_spec(folder, family, size)
+            first = run_one("check", path, folder, grid.render_timeout, 600)
+            if first["status"] != "ok":
+                raise RuntimeError(f"generated spec {path.name} does not check: {first['status']}")
+            specs[family, size] = path
+            nodes[family, size] = count_nodes(path)
+    return specs, nodes
+
+
+def run_rounds(grid: Grid, specs: dict[tuple[str, int], Path], nodes: dict[tuple[str, int], int], say: Any) -> Cells:
+    """Round after round over every family, size and command, so drift spreads over all of them."""
+    cells: Cells = {}
+    for r in range(max(grid.repeats, grid.compile_repeats, grid.render_repeats)):
+        for family in grid.families:
+            for size in (BASE_SIZE, *grid.sizes):
+                for cmd in grid.commands:
+                    prior = cells.get((family, size, cmd), [])
+                    if not grid.wanted(cmd, size, r) or (prior and prior[-1]["status"] == "timeout"):
+                        continue  # one timeout is enough
+                    limit = grid.render_timeout + 60 if cmd == "render" else 900
+                    path = specs[family, size]
+                    result = run_one(cmd, path, path.parent, grid.render_timeout, limit)
+                    cells.setdefault((family, size, cmd), []).append(result)
+                    say(
+                        f"  round {r + 1} {family:7} {nodes[family, size]:5} nodes {cmd:8} "
+                        f"{result['seconds']:7.2f} s {result['peak_mb']:7.0f} MB  {result['status']}"
+                    )
+    return cells
+
+
+def run_in_process(grid: Grid, specs: dict[tuple[str, int], Path], cells: Cells, say: Any) -> None:
+    """check_spec alone, in one warm process per family: no start-up noise (added to ``cells``)."""
+    for family in grid.families:
+        paths = [str(specs[family, size]) for size in (BASE_SIZE, *grid.sizes)]
+        child = run_child([PY, "-c", INPROC_SCRIPT, str(INPROC_REPEATS), *paths], timeout=1800)
+        if not child.ok:
+            raise RuntimeError(f"in-process check failed: {child.stderr[-2000:]}")
+        times = json.loads(child.stdout.strip().splitlines()[-1])
+        for size in (BASE_SIZE, *grid.sizes):
+            secs = times[str(specs[family, size])]
+            cells[family, size, INPROC] = [{"seconds": t, "peak_mb": None, "status": "ok"} for t in secs]
+        say(f"  {family:7} {INPROC}: done")
+
+
+def summarize(cells: Cells, nodes: dict[tuple[str, int], int]) -> list[dict[str, Any]]:
+    """One entry per family, size and command: the successful samples and a status."""
     runs = []
     for (family, size, cmd), results in sorted(cells.items()):
         ok = [x for x in results if x["status"] == "ok"]
+        status = "ok" if len(ok) == len(results) else results[-1]["status"] if not ok else "partly failed"
         runs.append(
             {
                 "family": family,
@@ -163,18 +179,31 @@ def measure(
                 "command": cmd,
                 "seconds": [x["seconds"] for x in ok],
                 "peak_mb": [x["peak_mb"] for x in ok if x["peak_mb"] is not None],
-                "status": "ok" if len(ok) == len(results) else results[-1]["status"] if not ok else "partly failed",
+                "status": status,
             }
         )
+    return runs
+
+
+def measure(grid: Grid, log: Any = None) -> dict[str, Any]:
+    """Run the grid; return ``{"runs": [...], "fits": [...], ...}`` (see ``fit``)."""
+    say = log or (lambda _msg: None)
+    with tempfile.TemporaryDirectory(prefix="fusec-scaling-") as tmp:
+        folder = Path(tmp)
+        specs, nodes = write_specs(grid, folder)
+        cells = run_rounds(grid, specs, nodes, say)
+        if "check" in grid.commands:
+            run_in_process(grid, specs, cells, say)
+    runs = summarize(cells, nodes)
     return {
         "machine": machine(),
         "when": time.strftime("%Y-%m-%d %H:%M:%S %z"),
-        "sizes": list(sizes),
-        "repeats": repeats,
-        "compile_max": compile_max,
-        "compile_repeats": compile_repeats,
-        "render_repeats": render_repeats,
-        "render_timeout": render_timeout,
+        "sizes": list(grid.sizes),
+        "repeats": grid.repeats,
+        "compile_max": grid.compile_max,
+        "compile_repeats": grid.compile_repeats,
+        "render_repeats": grid.render_repeats,
+        "render_timeout": grid.render_timeout,
         "runs": runs,
         "fits": fit(runs),
     }
@@ -182,8 +211,6 @@ def measure(
 
 def count_nodes(spec: Path) -> int:
     """The node count ``fusec check`` reports (after block expansion)."""
-    from harness import checked_child, fusec
-
     match = re.search(r"\((\d+) nodes", checked_child(fusec("check", str(spec))).stdout)
     return int(match.group(1)) if match else 0
 
@@ -286,61 +313,72 @@ def print_tables(results: dict[str, Any]) -> None:
         )
 
 
+def _plot_column(axes: Any, col: int, cmd: str, runs: list[dict[str, Any]], fits: dict[Any, Any]) -> None:
+    """One command's three panels: wall time, time above start-up (with a slope-1 guide), peak memory."""
+    for family in FAMILIES:
+        mine = [r for r in runs if r["command"] == cmd and r["family"] == family]
+        base = 0.0 if cmd == INPROC else next((median(r["seconds"]) for r in mine if r["size"] == BASE_SIZE), None)
+        pts = sorted(
+            (r["nodes"], median(r["seconds"]), max(r["peak_mb"], default=float("nan")))
+            for r in mine
+            if r["size"] != BASE_SIZE
+        )
+        if not pts:
+            continue
+        n, t, m = zip(*pts, strict=True)
+        k = fits.get((family, cmd), {}).get("marginal_exponent", float("nan"))
+        label = f"{family} (k={k:.2f})" if not math.isnan(k) else family
+        (line,) = axes[0][col].plot(n, t, marker="o", label=family)
+        above = [(x, y - base) for x, y in zip(n, t, strict=True) if base is not None and y > base]
+        if above:
+            axes[1][col].plot(*zip(*above, strict=True), marker="o", color=line.get_color(), label=label)
+        axes[2][col].plot(n, m, marker="o", color=line.get_color(), label=family)
+    above_all = [ln.get_ydata() for ln in axes[1][col].get_lines()]
+    if above_all:  # a slope-1 guide (linear growth) ending at the largest value
+        xs = sorted({r["nodes"] for r in runs if r["command"] == cmd and r["size"] != BASE_SIZE})
+        top = max(max(y) for y in above_all)
+        axes[1][col].plot(xs, [top * x / xs[-1] for x in xs], "k:", lw=1, label="slope 1 (linear)")
+
+
+def _style_column(axes: Any, col: int, cmd: str, runs: list[dict[str, Any]], sizes: Sequence[int]) -> None:
+    """Log axes, ticks at the sizes run, labels, grid and legend of one command's panels."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    plain = FuncFormatter(lambda v, _pos: f"{v:g}")
+    axes[0][col].set_title(f"fusec {cmd}")
+    labels = ("seconds, median, end to end", "seconds above start-up", "peak RSS, MB")
+    for row, ylabel in enumerate(labels):
+        ax = axes[row][col]
+        ax.set_xscale("log")
+        if row == 1:
+            ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(plain)
+        ax.set_xticks([x for x in sizes if any(r["size"] == x and r["command"] == cmd for r in runs)])
+        ax.xaxis.set_major_formatter(plain)
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("nodes")
+        ax.grid(True, which="both", alpha=0.3)
+        if col == 0:
+            ax.set_ylabel(ylabel)
+    axes[0][col].set_ylim(bottom=0)
+    axes[2][col].set_ylim(bottom=0)
+    axes[1][col].legend(fontsize=7)
+
+
 def plot(results: dict[str, Any], path: Path = PLOT) -> Path:
     """One column per command: wall time, time above start-up (log-log, the fitted one), peak memory."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     runs = [r for r in results["runs"] if r["seconds"]]
     commands = [c for c in (*COMMANDS, INPROC) if any(r["command"] == c for r in runs)]
     fig, axes = plt.subplots(3, len(commands), figsize=(4 * len(commands), 10), squeeze=False)
     fits = {(f["family"], f["command"]): f for f in results["fits"]}
-    plain = FuncFormatter(lambda v, _pos: f"{v:g}")
     for col, cmd in enumerate(commands):
-        for family in FAMILIES:
-            mine = [r for r in runs if r["command"] == cmd and r["family"] == family]
-            base = 0.0 if cmd == INPROC else next((median(r["seconds"]) for r in mine if r["size"] == BASE_SIZE), None)
-            pts = sorted(
-                (r["nodes"], median(r["seconds"]), max(r["peak_mb"], default=float("nan")))
-                for r in mine
-                if r["size"] != BASE_SIZE
-            )
-            if not pts:
-                continue
-            n, t, m = zip(*pts, strict=True)
-            k = fits.get((family, cmd), {}).get("marginal_exponent", float("nan"))
-            label = f"{family} (k={k:.2f})" if not math.isnan(k) else family
-            (line,) = axes[0][col].plot(n, t, marker="o", label=family)
-            above = [(x, y - base) for x, y in zip(n, t, strict=True) if base is not None and y > base]
-            if above:
-                axes[1][col].plot(*zip(*above, strict=True), marker="o", color=line.get_color(), label=label)
-            axes[2][col].plot(n, m, marker="o", color=line.get_color(), label=family)
-        above_all = [ln.get_ydata() for ln in axes[1][col].get_lines()]
-        if above_all:  # a slope-1 guide (linear growth) ending at the largest value
-            xs = sorted({r["nodes"] for r in runs if r["command"] == cmd and r["size"] != BASE_SIZE})
-            top = max(max(y) for y in above_all)
-            axes[1][col].plot(xs, [top * x / xs[-1] for x in xs], "k:", lw=1, label="slope 1 (linear)")
-        axes[0][col].set_title(f"fusec {cmd}")
-        labels = ("seconds, median, end to end", "seconds above start-up", "peak RSS, MB")
-        for row, ylabel in enumerate(labels):
-            ax = axes[row][col]
-            ax.set_xscale("log")
-            if row == 1:
-                ax.set_yscale("log")
-                ax.yaxis.set_major_formatter(plain)
-            ax.set_xticks([x for x in results["sizes"] if any(r["size"] == x and r["command"] == cmd for r in runs)])
-            ax.xaxis.set_major_formatter(plain)
-            ax.xaxis.set_minor_formatter(NullFormatter())
-            ax.set_xlabel("nodes")
-            ax.grid(True, which="both", alpha=0.3)
-            if col == 0:
-                ax.set_ylabel(ylabel)
-        axes[0][col].set_ylim(bottom=0)
-        axes[2][col].set_ylim(bottom=0)
-        axes[1][col].legend(fontsize=7)
+        _plot_column(axes, col, cmd, runs, fits)
+        _style_column(axes, col, cmd, runs, results["sizes"])
     fig.suptitle(
         f"fusec scaling ({results['machine']}); k: growth exponent fitted to the time above start-up", fontsize=10
     )
@@ -358,45 +396,41 @@ def save(results: dict[str, Any], name: str = "scaling-latest.json") -> Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
-    parser.add_argument("--families", default=",".join(FAMILIES))
-    parser.add_argument("--commands", default=",".join(COMMANDS))
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--compile-max", type=int, default=500, help="largest size compiled")
-    parser.add_argument("--compile-repeats", type=int, default=1)
-    parser.add_argument("--render-repeats", type=int, default=3)
-    parser.add_argument("--render-timeout", type=float, default=120.0, help="seconds Graphviz may take")
-    parser.add_argument("--plot", type=Path, default=PLOT, help="PNG to write ('' for none)")
-    parser.add_argument("--quiet", action="store_true", help="no line per run")
-    parser.add_argument("--results", default="scaling-latest.json", help="file name under bench/results/")
-    parser.add_argument("--json", help="also write the summary rows to this JSON file (for run_all.py)")
-    parser.add_argument("--replot", type=Path, help="only redraw the plot and tables from a saved results file")
-    args = parser.parse_args(argv)
-    if args.replot:
-        results = json.loads(args.replot.read_text())
-        print(f"plot  {plot(results, args.plot)}")
-        print_tables(results)
-        return 0
-    results = measure(
-        [int(s) for s in args.sizes.split(",")],
-        args.families.split(","),
-        args.commands.split(","),
-        args.repeats,
-        args.compile_max,
-        args.compile_repeats,
-        args.render_timeout,
-        log=None if args.quiet else lambda msg: print(msg, flush=True),
-        render_repeats=args.render_repeats,
-    )
-    print(f"saved {save(results, args.results)}")
-    write_rows(rows(results), args.json)
-    if str(args.plot):
-        print(f"plot  {plot(results, args.plot)}")
+def add_arguments(group: argparse._ArgumentGroup) -> None:
+    add = group.add_argument
+    add("--scaling-sizes", help="comma-separated node counts (default 100,...,4000; --quick 100,250)")
+    add("--scaling-families", default=",".join(FAMILIES))
+    add("--scaling-commands", default=",".join(COMMANDS))
+    add("--scaling-repeats", type=int, help="runs of check and summary (default 5; --quick 1)")
+    add("--scaling-compile-max", type=int, help="largest size compiled (default 500; --quick 100)")
+    add("--scaling-compile-repeats", type=int, default=1)
+    add("--scaling-render-repeats", type=int, help="runs of render (default 3; --quick 1)")
+    add("--scaling-render-timeout", type=float, default=120.0, help="seconds Graphviz may take")
+    add("--scaling-plot", type=Path, help="PNG to write ('' for none; default docs/benchmarks/scaling.png)")
+    add("--scaling-replot", type=Path, help="only redraw the plot and tables from a saved results file")
+    add("--scaling-verbose", action="store_true", help="a line per run")
+
+
+def run(args: argparse.Namespace) -> list[Row]:
+    """Run the grid (or redraw a saved one), save results and plot, print the tables; the exponent rows."""
+    q = args.quick
+    plot_path = args.scaling_plot if args.scaling_plot is not None else RESULTS / "scaling-quick.png" if q else PLOT
+    if args.scaling_replot:
+        results = json.loads(args.scaling_replot.read_text())
+    else:
+        grid = Grid(
+            sizes=[int(s) for s in (args.scaling_sizes or ("100,250" if q else ",".join(map(str, SIZES)))).split(",")],
+            families=args.scaling_families.split(","),
+            commands=args.scaling_commands.split(","),
+            repeats=args.scaling_repeats or (1 if q else 5),
+            compile_max=args.scaling_compile_max or (100 if q else 500),
+            compile_repeats=args.scaling_compile_repeats,
+            render_repeats=args.scaling_render_repeats or (1 if q else 3),
+            render_timeout=args.scaling_render_timeout,
+        )
+        results = measure(grid, log=(lambda msg: print(msg, flush=True)) if args.scaling_verbose else None)
+        print(f"saved {save(results, 'scaling-quick.json' if q else 'scaling-latest.json')}")
+    if str(plot_path):
+        print(f"plot  {plot(results, plot_path)}")
     print_tables(results)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return rows(results)

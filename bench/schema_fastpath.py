@@ -1,24 +1,30 @@
-"""Schema validation before and after the ``if``/``allOf`` fast path in compiler/schema.py.
+"""Schema validation with fusec's compiled fast path against plain jsonschema.
 
 The "before" validator is plain jsonschema (Draft 2020-12 with fusec's strict
-integer type) on the same generated schema; "after" is ``schema._validator()``.
-Both validate the same documents in this one process, alternating, and
-must report the same errors. Prints the median seconds of a full
-``iter_errors`` pass and the speed-up (before / after).
-
-    python bench/schema_fastpath.py [--nodes 4000] [--repeats 5]
+integer type) on the same generated schema; "after" is fusec's own
+``fusec.spec.schema.detailed_validator()``. Both validate the same generated specs
+(bench/gen_specs.py) in this one process, interleaved, and must report the
+same errors (the note says so). Ratio: before / after (the speed-up). Not
+part of the default run (``run_all.py schema``).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
-from harness import Row, print_rows
-
 from gen_specs import FAMILIES, make_spec
+from harness import Row, interleave
+
+NAME = "schema"
+TITLE = "schema validation, fusec's fast path vs plain jsonschema (not by default)"
+
+
+def add_arguments(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--schema-nodes", type=int, help="nodes per generated spec (default 4000; --quick 500)")
+    group.add_argument("--schema-repeats", type=int, help="interleaved rounds (default 5; --quick 2)")
 
 
 def plain_validator() -> Any:
@@ -32,47 +38,26 @@ def plain_validator() -> Any:
     return validators.extend(Draft202012Validator, type_checker=checker)(generate_schema())
 
 
-def measure(nodes: int = 4000, repeats: int = 5) -> list[Row]:
-    import time
+def timed(validator: Any, doc: Any) -> Callable[[], float]:
+    def once() -> float:
+        start = time.perf_counter()
+        list(validator.iter_errors(doc))
+        return time.perf_counter() - start
 
-    from fusec.spec.schema import _validator
+    return once
 
+
+def run(args: argparse.Namespace) -> list[Row]:
+    from fusec.spec.schema import detailed_validator as _validator
+
+    nodes = args.schema_nodes or (500 if args.quick else 4000)
+    repeats = args.schema_repeats or (2 if args.quick else 5)
     before, after = plain_validator(), _validator()
     rows = []
     for family in FAMILIES:
         doc = make_spec(family, nodes)
-
-        def timed(v: Any, doc: Any = doc) -> Callable[[], float]:
-            def once() -> float:
-                start = time.perf_counter()
-                list(v.iter_errors(doc))
-                return time.perf_counter() - start
-
-            return once
-
-        a, b = timed(after), timed(before)
-        a(), b()
-        ta: list[float] = []
-        tb: list[float] = []
-        for i in range(repeats):
-            for fn, out in ((a, ta), (b, tb)) if i % 2 == 0 else ((b, tb), (a, ta)):
-                out.append(fn())
+        ta, tb = interleave([timed(after, doc), timed(before, doc)], repeats, warmup=1)
         same = [e.message for e in before.iter_errors(doc)] == [e.message for e in after.iter_errors(doc)]
         note = "same errors" if same else "ERRORS DIFFER"
         rows.append(Row("schema validation", f"{family}, {nodes} nodes", ta, tb, "s", "b/f", note=note))
     return rows
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--nodes", type=int, default=4000)
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args(argv)
-    rows = measure(args.nodes, args.repeats)
-    print("fusec = with the fast path, baseline = plain jsonschema; ratio = before / after (speed-up)")
-    print_rows(rows)
-    return 0 if all(r.note == "same errors" for r in rows) else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

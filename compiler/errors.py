@@ -13,7 +13,7 @@ import difflib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 PathPart = str | int
 
@@ -55,6 +55,11 @@ def json_path(parts: Iterable[PathPart]) -> str:
             escaped = part.replace("\\", "\\\\").replace("'", "\\'")
             out.append(f"['{escaped}']")
     return "".join(out)
+
+
+#: Exit statuses of the ``fusec`` command: success, a bad input or output (a spec, a data
+#: file, a path), bad usage (click's), an internal error (a bug in fusec), interrupted.
+EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 class NameIndex:
@@ -178,11 +183,13 @@ class FusecError(Exception):
     Attributes:
         problems: every problem found, most important first.
         file: the spec file the problems belong to, when known.
+        exit_code: the CLI's exit status for this error (as click's
+            exceptions carry theirs): 1, a bad input or output.
     """
 
     problems: list[Problem] = field(default_factory=list)
     file: str | None = None
-    stage: str = "spec"
+    exit_code: ClassVar[int] = EXIT_INPUT
 
     def __post_init__(self) -> None:
         # The message is formatted when asked for (str), not here: an error

@@ -1,10 +1,15 @@
-"""Shared fixtures: one TensorFlow import per pytest process."""
+"""Shared fixtures: one TensorFlow import per pytest process, private folders, no network, no TensorFlow.
+
+A test that asks for the ``keras`` fixture (directly or through another fixture)
+is marked ``slow`` here, so ``make test-fast`` (``-m "not slow"``) never imports TensorFlow.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import socket
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,11 +18,29 @@ from typing import Any
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# Compiles sign their outputs with a per-user key (save.py); tests keep theirs in a temporary folder.
-os.environ.setdefault("FUSEC_STATE_DIR", tempfile.mkdtemp(prefix="fusec-state-"))
+# Compiles sign their outputs with a per-user key (save.py); tests keep theirs in a temporary folder,
+# never the user's own (the ``state_dir`` fixture gives a test a fresh one).
+os.environ["FUSEC_STATE_DIR"] = tempfile.mkdtemp(prefix="fusec-state-")
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``slow`` every test that needs Keras: it imports TensorFlow and builds or runs models."""
+    for item in items:
+        if "keras" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """A test not marked ``slow`` must not import TensorFlow (it would belong to ``make test-fast``)."""
+    before = "tensorflow" in sys.modules
+    yield
+    if not before and "tensorflow" in sys.modules and item.get_closest_marker("slow") is None:
+        pytest.fail("this test imports TensorFlow: mark it @pytest.mark.slow", pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +77,14 @@ def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp
 
 
+@pytest.fixture
+def state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh private folder for fusec's ownership key (never the user's own), for one test."""
+    folder = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("FUSEC_STATE_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def validator() -> Any:
     """A validator for ``schemas/fusec-errors.schema.json`` (the ``--json`` error report)."""
@@ -68,7 +99,10 @@ def validator() -> Any:
 def corpus_run(
     tmp_path: Path, private_tmp: Path, validator: Any, no_network: list[Any], monkeypatch: pytest.MonkeyPatch
 ) -> Any:
-    """``corpus_run(make)``: build a generated corpus case in a fresh work folder and run it (corpus_kit.run_case)."""
+    """``corpus_run(make)``: make a corpus case in a fresh work folder and run it (corpus_kit.run_case).
+
+    ``make`` takes the work folder and returns the ``Case`` (a committed case ignores the folder).
+    """
     from corpus_kit import run_case
 
     def run(make: Any) -> None:

@@ -18,13 +18,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from conftest import ROOT
 from fusec.cli import cli
 from fusec.errors import printable
-from helpers import BASE
+from helpers import spec as spec  # re-exported: the corpus files build their specs with it
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
-ERRORS_SCHEMA = ROOT / "schemas" / "fusec-errors.schema.json"
 COMMANDS = ("check", "compile", "render")
 
 
@@ -72,13 +70,6 @@ def write(path: Path, doc: Any) -> Path:
     else:
         path.write_text(doc if isinstance(doc, str) else json.dumps(doc), encoding="utf-8")
     return path
-
-
-def spec(**sections: Any) -> dict[str, Any]:
-    """A copy of the tiny base spec with whole top-level sections replaced."""
-    doc = json.loads(json.dumps(BASE))
-    doc.update(sections)
-    return doc
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, int, bytes]]:

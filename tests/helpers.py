@@ -28,6 +28,7 @@ def spec(**sections: Any) -> dict[str, Any]:
 
 
 def write(tmp: Path, doc: Any, name: str = "spec.json") -> Path:
+    """Write ``doc`` (bytes, text or JSON-able) to ``tmp / name``."""
     path = tmp / name
     text = doc if isinstance(doc, (str, bytes)) else json.dumps(doc)
     if isinstance(text, bytes):

@@ -89,7 +89,7 @@ def test_bundled_archives_read_as_keras_loads_them(keras: Any, path: Path) -> No
 
 def _example_model(keras: Any) -> Any:
     """One model calling every layer rule's and merge rule's examples, each on inputs of its own."""
-    from fusec.keras.build import keras_layer, keras_merge
+    from fusec.keras.layers import keras_layer, keras_merge
 
     inputs: dict[str, Any] = {}
     outputs: dict[str, Any] = {}
@@ -266,8 +266,8 @@ def test_weights_files_of_a_spec(keras: Any, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_allow_lists_name_real_keras_classes(keras: Any) -> None:
     """Every class an archive may name exists in the Keras module it is allowed for."""
-    from fusec import fusion
-    from fusec.static.archive import _classes
+    from fusec.keras import fusion
+    from fusec.static.archive.classes import allowed_classes
 
     modules = {
         "keras.layers": keras.layers,
@@ -281,7 +281,7 @@ def test_allow_lists_name_real_keras_classes(keras: Any) -> None:
         "keras.models": keras.models,
         "fusec.keras.fusion": fusion,
     }
-    for module, classes in _classes().items():
+    for module, classes in allowed_classes().items():
         where = modules.get(module, keras)
         for cls in classes:
             if cls in ("Functional",):
@@ -343,10 +343,10 @@ CALIBRATION = [
 
 @pytest.mark.parametrize(("params", "trainable", "slots", "rss", "virtual"), CALIBRATION)
 def test_estimate_is_above_every_measurement(params: int, trainable: int, slots: int, rss: int, virtual: int) -> None:
-    from fusec.static.shapes import NodeInfo
+    from fusec.static.shapes import NodeInfo, Shapes
 
     info = {"e": NodeInfo("layer", "Embedding", (None, 4, 100), trainable, params - trainable)}
-    est = estimate(info, optimizer={2: "adam", 0: "sgd"}[slots])
+    est = estimate(Shapes(info), optimizer={2: "adam", 0: "sgd"}[slots])
     assert rss < est.resident < 2 * rss
     assert virtual < est.address < 2 * virtual
     w = params * 4
@@ -371,14 +371,14 @@ def test_memory_budget_names_the_biggest_node(tmp_path: Path) -> None:
     from fusec.static.shapes import infer_shapes
 
     checked = check_spec(_embedding_spec(tmp_path, 100_000))
-    est = estimate(checked.info, checked.graph)
-    (problem,) = memory_problems(checked.info, checked.graph, max_memory=512 << 20)
+    est = estimate(checked.shapes, checked.optimizer)
+    (problem,) = memory_problems(checked.shapes, checked.optimizer, max_memory=512 << 20)
     assert problem.code == "budget" and problem.path == ()
     assert f"needs about {fmt_bytes(est.resident)} of memory" in problem.message
     assert "biggest: node `e` (Embedding, 10,000,000 parameters): 38.1 MiB" in problem.message
     assert "over the memory budget of 512 MiB (--max-memory 512 MiB)" in problem.message
     assert "--max-memory" in problem.hint and "--max-params" in problem.hint
-    assert memory_problems(checked.info, checked.graph, max_memory=2 << 30) == []
+    assert memory_problems(checked.shapes, checked.optimizer, max_memory=2 << 30) == []
     ctx = ModelContext(tmp_path, stack=(checked.spec.path,), max_memory=512 << 20)
     with pytest.raises(ShapeError, match=r"over the memory budget of 512 MiB"):
         infer_shapes(checked.graph, str(checked.spec.path), models=ctx)
@@ -410,7 +410,7 @@ def test_a_measured_compile_stays_under_the_estimate(tmp_path: Path) -> None:
     """Compile a 5,000,000-parameter model in a fresh process: its peak RSS and address space are under the estimate."""
     path = _embedding_spec(tmp_path, 50_000)
     checked = check_spec(path)
-    est = estimate(checked.info, checked.graph)
+    est = estimate(checked.shapes, checked.optimizer)
     code = (
         "import sys\nfrom fusec.cli import cli\n"
         "try:\n    cli.main(sys.argv[1:], standalone_mode=False)\nexcept SystemExit:\n    pass\n"
@@ -448,7 +448,7 @@ def test_nested_specs_are_budgeted_once_in_the_outermost(tmp_path: Path) -> None
     write(tmp_path, json.loads(_embedding_spec(tmp_path, 1_000_000).read_text()), "inner.json")
     doc = spec(inputs={"x": {"shape": [4], "dtype": "int32"}}, nodes={"y": {"model": "inner.json", "inputs": "x"}})
     checked = check_spec(write(tmp_path, doc, "outer.json"))
-    est = estimate(checked.info, checked.graph)
+    est = estimate(checked.shapes, checked.optimizer)
     assert est.weight_bytes == checked.totals.params * 4 == 400_000_404
 
 

@@ -30,12 +30,7 @@ from helpers import spec, write
 STAGE = ".fusec-stage-"
 
 
-@pytest.fixture(autouse=True)
-def state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private folder for fusec's ownership key (never the user's own)."""
-    folder = tmp_path_factory.mktemp("state")
-    monkeypatch.setenv("FUSEC_STATE_DIR", str(folder))
-    return folder
+pytestmark = pytest.mark.usefixtures("state_dir")  # a fresh ownership key for each test (conftest.py)
 
 
 #: a small model, and a different, slower-to-export one that replaces it
@@ -141,7 +136,7 @@ def test_failed_save_keeps_the_earlier_output(
         assert any(stages(private_tmp)), "the failure should come mid-way, after staging began"
         raise RuntimeError("simulated crash while saving")
 
-    monkeypatch.setattr(fusec.keras.save, "_swap_into_place", fail)
+    monkeypatch.setattr(fusec.keras.save.swap, "swap_into_place", fail)
     result = CliRunner().invoke(cli, ["compile", str(second), "-o", str(out)])
     assert result.exit_code == 3  # an unexpected exception: reported as a bug, cleanly
     assert "Traceback" not in result.output and "simulated crash" in result.output
@@ -163,7 +158,7 @@ def test_disk_full_is_a_clean_error(
     def full(*args: Any, **kwargs: Any) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(fusec.keras.save, "_swap_into_place", full)
+    monkeypatch.setattr(fusec.keras.save.swap, "swap_into_place", full)
     result = CliRunner().invoke(cli, ["compile", str(write(tmp_path, SECOND, "second.json")), "-o", str(out)])
     assert result.exit_code == 1, result.output
     (line,) = result.stderr.splitlines()
@@ -180,7 +175,7 @@ def test_new_parent_folders_are_removed_on_failure(
     def full(*args: Any, **kwargs: Any) -> None:
         raise OSError(errno.EIO, os.strerror(errno.EIO))
 
-    monkeypatch.setattr(fusec.keras.save, "_swap_into_place", full)
+    monkeypatch.setattr(fusec.keras.save.swap, "swap_into_place", full)
     out = tmp_path / "a" / "b" / "net"
     result = CliRunner().invoke(cli, ["compile", str(write(tmp_path, FIRST, "first.json")), "-o", str(out)])
     assert result.exit_code == 1
@@ -201,10 +196,10 @@ def test_stale_stages_of_dead_processes_only_are_removed(tmp_path: Path, private
         for name in (*signed, f"{STAGE}{dead.pid}-unsigned", f"{STAGE}{dead.pid}-forged", f"{STAGE}notapid-x"):
             (private_tmp / name / "new" / "saved_model").mkdir(parents=True)
         for name in signed:
-            (private_tmp / name / fusec.keras.save._STAGE_MARK).write_text(
-                fusec.keras.save._mark(private_tmp / name, key)
+            (private_tmp / name / fusec.keras.save.swap.STAGE_MARK).write_text(
+                fusec.keras.save.swap.mark(private_tmp / name, key)
             )
-        (private_tmp / f"{STAGE}{dead.pid}-forged" / fusec.keras.save._STAGE_MARK).write_text("0" * 64)
+        (private_tmp / f"{STAGE}{dead.pid}-forged" / fusec.keras.save.swap.STAGE_MARK).write_text("0" * 64)
         compile_in_process(write(tmp_path, FIRST, "first.json"), tmp_path / "net")
         assert sorted(p.name for p in stages(private_tmp)) == sorted(
             [f"{STAGE}{alive.pid}-def", f"{STAGE}{dead.pid}-unsigned", f"{STAGE}{dead.pid}-forged", f"{STAGE}notapid-x"]
@@ -244,7 +239,7 @@ def test_a_file_written_during_the_compile_is_never_taken(
     def intruder(stage: Path, target: Path) -> None:
         (target / "notes.txt").write_text("written by someone else\n")
 
-    monkeypatch.setattr(fusec.keras.save, "before_swap", intruder)
+    monkeypatch.setattr(fusec.keras.save.swap, "before_swap", intruder)
     result = CliRunner().invoke(cli, ["compile", str(spec_path), "-o", str(out)])
     assert result.exit_code == 1, result.output
     assert "changed while fusec was writing: `notes.txt` appeared in it" in result.output
@@ -266,7 +261,7 @@ def test_an_output_created_during_the_compile_is_never_taken(
     def intruder(stage: Path, target: Path) -> None:
         target.write_text("precious\n")
 
-    monkeypatch.setattr(fusec.keras.save, "before_swap", intruder)
+    monkeypatch.setattr(fusec.keras.save.swap, "before_swap", intruder)
     result = CliRunner().invoke(cli, ["compile", str(write(tmp_path, FIRST, "first.json")), "-o", str(out)])
     assert result.exit_code == 1, result.output
     assert "changed while fusec was writing: something was created there" in result.output
@@ -305,7 +300,7 @@ def fake_output(folder: Path, files: dict[str, bytes] | None = None) -> Path:
     for rel, data in files.items():
         (folder / rel).parent.mkdir(parents=True, exist_ok=True)
         (folder / rel).write_bytes(data)
-    fusec.keras.save._write_owner(folder, fusec.keras.save.user_key(create=True))
+    fusec.keras.save.owner.write_owner(folder, fusec.keras.save.user_key(create=True))
     return folder
 
 
@@ -449,7 +444,7 @@ def staged(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
     stage = tmp_path / "container" / "new"
     stage.mkdir(parents=True)
     (stage / "fusec.json").write_text('{"new": true}\n')
-    return stage, fusec.keras.save._write_owner(stage, fusec.keras.save.user_key(create=True))
+    return stage, fusec.keras.save.owner.write_owner(stage, fusec.keras.save.user_key(create=True))
 
 
 def swap_setup(
@@ -462,7 +457,7 @@ def swap_setup(
     import fusec.keras.save
 
     if not exchange:
-        monkeypatch.setattr(fusec.keras.save, "_renameat2", lambda a, b, flags: False)
+        monkeypatch.setattr(fusec.files, "renameat2", lambda a, b, flags: False)
     out = tmp_path / "out"
     if kind == "empty":
         out.mkdir()
@@ -478,9 +473,9 @@ def swap(stage: Path, entries: dict[str, Any], out: Path, monkeypatch: pytest.Mo
     from fusec.errors import OutputError
 
     dest = fusec.keras.save.inspect_destination(out)
-    monkeypatch.setattr(fusec.keras.save, "before_swap", lambda s, o: intruder(o))
+    monkeypatch.setattr(fusec.keras.save.swap, "before_swap", lambda s, o: intruder(o))
     try:
-        fusec.keras.save._swap_into_place(stage, dest, entries)
+        fusec.keras.save.swap.swap_into_place(stage, dest, entries)
     except OutputError as exc:
         return exc.problems[0].message
     return ""
@@ -542,8 +537,8 @@ def test_a_file_appearing_while_the_old_output_is_removed_is_kept_beside_it(tmp_
     out = fake_output(tmp_path / "out")
     entries, _ = fusec.keras.save.verify_owned(out)
     (out / "saved_model" / "late.txt").write_text("written during the removal\n")
-    assert not fusec.keras.save._remove_listed(out, entries)
-    aside = fusec.keras.save._keep_aside(out, tmp_path / "out")
+    assert not fusec.keras.save.swap.remove_listed(out, entries)
+    aside = fusec.keras.save.swap.keep_aside(out, tmp_path / "out")
     assert aside.name.startswith("out.fusec-kept-") and aside.parent == tmp_path
     assert (aside / "saved_model" / "late.txt").read_text() == "written during the removal\n"
     assert sorted(p.relative_to(aside).as_posix() for p in aside.rglob("*")) == ["saved_model", "saved_model/late.txt"]

@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +33,6 @@ BLOCK_FUSEC = textwrap.dedent(
     sys.meta_path.insert(0, _Block())
     """
 )
-
-
-@pytest.fixture(scope="module", autouse=True)
-def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A private folder for fusec's ownership key (never the user's own), for the module's compiles."""
-    folder = tmp_path_factory.mktemp("state")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FUSEC_STATE_DIR", str(folder))
-        yield folder
 
 
 def run(*args: str) -> Any:
@@ -151,6 +141,7 @@ def test_keras_archive_reloads_and_trains(compiled: dict[str, Path], keras: Any)
         assert any(not np.array_equal(a, b) for a, b in zip(before, after, strict=True)), stem
 
 
+@pytest.mark.slow
 def test_console_script_is_quiet_and_prints_location(tmp_path: Path) -> None:
     """The installed `fusec` command: no TensorFlow banner, the SavedModel's path printed."""
     exe = Path(sys.executable).with_name("fusec")
@@ -171,15 +162,17 @@ def test_console_script_is_quiet_and_prints_location(tmp_path: Path) -> None:
 @pytest.mark.parametrize("command", ["check", "summary"])
 def test_static_commands_never_import_tensorflow(no_tf: Path, command: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(no_tf)}
-    for path in ALL_SPECS:
+    # `check` takes every spec in one process; the others take one spec each.
+    runs = [[str(p) for p in ALL_SPECS]] if command == "check" else [[str(p)] for p in ALL_SPECS]
+    for paths in runs:
         proc = subprocess.run(
-            [sys.executable, "-m", "fusec", command, str(path)],
+            [sys.executable, "-m", "fusec", command, *paths],
             capture_output=True,
             text=True,
             env=env,
             timeout=60,
         )
-        assert proc.returncode == 0, (path, proc.stderr)
+        assert proc.returncode == 0, (paths, proc.stderr)
 
 
 BROKEN = [
@@ -335,8 +328,8 @@ def test_a_name_too_long_for_the_file_system_blames_the_name(tmp_path: Path) -> 
     """`out/<name>` and `<name>.keras` come from the spec's file name when it has no `name`."""
     from types import SimpleNamespace
 
-    from fusec.cli import _output_path
     from fusec.errors import OutputError
+    from fusec.keras.pipeline import output_folder as _output_path
 
     derived = SimpleNamespace(name="n" * 252, doc={})
     with pytest.raises(OutputError) as exc:
@@ -352,6 +345,7 @@ def test_a_name_too_long_for_the_file_system_blames_the_name(tmp_path: Path) -> 
     assert _output_path(SimpleNamespace(name="n" * 64, doc={}), "all", tmp_path / "o") == tmp_path / "o"
 
 
+@pytest.mark.slow
 def test_compile_with_a_long_file_name_never_fails_on_the_file_system(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

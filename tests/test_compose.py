@@ -359,5 +359,5 @@ def test_sequential_archive_is_fed_by_one_id(tmp_path: Path) -> None:
     archive(tmp_path / "seq.keras", seq, weights_h5(dense_weights(8, 3)))
     checked = check_spec(write(tmp_path, spec(nodes={"y": {"model": "seq.keras", "inputs": "x"}})))
     assert checked.info["y"].shape == (None, 3) and checked.info["y"].params == 27
-    sub = checked.graph.graph["submodels"]["y"][0]
+    sub = checked.shapes.models["y"].sub
     assert list(sub.inputs) == ["feat"] and list(sub.outputs) == ["d"]

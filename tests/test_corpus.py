@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from corpus_kit import COMMANDS, CORPUS, Case, committed_cases, run_case, spec, write
+from corpus_kit import COMMANDS, CORPUS, Case, committed_cases, spec, write
 
 from conftest import ROOT
 from fusec.errors import printable
@@ -423,20 +423,19 @@ SUBPROCESS_GENERATED = [
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_committed_case(
-    case: Case,
-    tmp_path: Path,
-    private_tmp: Path,
-    validator: Any,
-    no_network: list[Any],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    work = tmp_path / "work"
-    work.mkdir()
-    run_case(case, work, private_tmp, validator, monkeypatch)
+def test_committed_case(case: Case, corpus_run: Any) -> None:
+    corpus_run(lambda _work: case)
 
 
-@pytest.mark.parametrize("make", GENERATED, ids=GENERATED_IDS)
+#: the at-scale cases of thousands of nodes: static, but seconds each (six runs), so kept out of `make test-fast`
+SLOW_AT_SCALE = {"many_dangling", "many_missing_shared", "many_dangling_in_block", "many_mistyped", "long_cycle_5000"}
+
+
+@pytest.mark.parametrize(
+    "make",
+    [pytest.param(g, marks=pytest.mark.slow) if g.__name__[1:] in SLOW_AT_SCALE else g for g in GENERATED],
+    ids=GENERATED_IDS,
+)
 def test_generated_case(make: Callable[[Path], Case], corpus_run: Any) -> None:
     corpus_run(make)
 

@@ -34,12 +34,7 @@ from fusec.cli import cli
 PARTS = ROOT / "specs" / "parts"
 
 
-@pytest.fixture(autouse=True)
-def state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private folder for fusec's ownership key (never the user's own)."""
-    folder = tmp_path_factory.mktemp("state")
-    monkeypatch.setenv("FUSEC_STATE_DIR", str(folder))
-    return folder
+pytestmark = pytest.mark.usefixtures("state_dir")  # a fresh ownership key for each test (conftest.py)
 
 
 def _base(tmp: Path, name: str = "good.json") -> Path:
@@ -64,7 +59,7 @@ def _owned(folder: Path, files: dict[str, bytes] | None = None) -> Path:
         files = {"fusec.json": b'{"fusec": "0.1.0"}\n', "saved_model/saved_model.pb": b"pb", "tiny.keras": b"k"}
     for rel, data in files.items():
         write(folder / rel, data)
-    fusec.keras.save._write_owner(folder, fusec.keras.save.user_key(create=True))
+    fusec.keras.save.owner.write_owner(folder, fusec.keras.save.user_key(create=True))
     return folder
 
 
@@ -195,9 +190,9 @@ def _compile_other_key(tmp: Path) -> Case:
     fusec.keras.save.user_key(create=True)
     out = tmp / "shared"
     notes = write(out / "notes.txt", "mine\n")
-    listed, _ = fusec.keras.save._listing(out)
+    listed, _ = fusec.keras.save.owner.listing(out)
     payload = {"version": 1, "token": "1" * 32, "entries": listed}
-    record = write(out / "fusec.owner.json", {**payload, "mac": fusec.keras.save._mac(os.urandom(32), payload)})
+    record = write(out / "fusec.owner.json", {**payload, "mac": fusec.keras.save.owner.sign(os.urandom(32), payload)})
     return _compile("compile_out_signed_by_another_key", _base(tmp), out, "is not signed with your key", notes, record)
 
 

@@ -243,7 +243,7 @@ def test_cli_shows_counts_and_marks_warnings(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_masking_table_matches_keras(keras: Any) -> None:
     """Every layer that fusec says keeps or uses a mask supports masking in Keras, and no other does."""
-    from fusec.keras.build import keras_layer
+    from fusec.keras.layers import keras_layer
 
     for name, rule in sorted(LAYERS.items()):
         _shape, config = rule.examples[0]

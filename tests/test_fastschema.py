@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from conftest import SPECS
 from fusec.spec.fastschema import SchemaCompiler, _unique, compile_schema, json_equal
-from fusec.spec.schema import _fast, _validator, generate_schema, schema_problems
+from fusec.spec.schema import detailed_validator, fast_check, generate_schema, schema_problems
 
 BUNDLED = sorted(SPECS.glob("*.json"))
 DOCS = [json.loads(p.read_text(encoding="utf-8")) for p in BUNDLED]
@@ -66,14 +66,14 @@ def mutated(draw: st.DrawFn) -> Any:
 @pytest.mark.parametrize("path", BUNDLED, ids=[p.stem for p in BUNDLED])
 def test_bundled_specs_are_valid_for_both(path: Path) -> None:
     doc = json.loads(path.read_text(encoding="utf-8"))
-    assert _fast()(doc) is True
-    assert _validator().is_valid(doc)
+    assert fast_check()(doc) is True
+    assert detailed_validator().is_valid(doc)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated())
 def test_verdicts_agree_on_mutations(doc: Any) -> None:
-    assert _fast()(doc) == _validator().is_valid(doc), json.dumps(doc)[:2000]
+    assert fast_check()(doc) == detailed_validator().is_valid(doc), json.dumps(doc)[:2000]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -81,7 +81,7 @@ def test_verdicts_agree_on_mutations(doc: Any) -> None:
 def test_problems_come_from_the_failing_entries(doc: Any) -> None:
     """Pruning the valid entries before jsonschema explains the rest changes no message."""
     problems = schema_problems(doc)
-    full = list(_validator().iter_errors(doc))
+    full = list(detailed_validator().iter_errors(doc))
     assert bool(problems) == bool(full)
 
 

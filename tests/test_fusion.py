@@ -374,18 +374,19 @@ RELOAD = """
 import json, sys
 import numpy as np
 import keras
-import fusec.keras.fusion
+import fusec.keras.fusion  # registers fusec's layers with Keras
+import fusec.keras.load
 model = keras.models.load_model(sys.argv[1])
 feeds = {k: np.asarray(v, "float32") for k, v in json.loads(sys.argv[2]).items()}
 print(json.dumps({"y": np.asarray(model(feeds)["y"]).tolist(),
-                  "weights": fusec.keras.fusion.learned_weights(sys.argv[1])}))
+                  "weights": fusec.keras.load.learned_weights(sys.argv[1])}))
 """
 
 
 def test_saves_exports_reloads_and_serves(tmp_path: Path, keras: Any) -> None:
     import tensorflow as tf
 
-    from fusec.keras.fusion import learned_weights
+    from fusec.keras.load import learned_weights
     from fusec.keras.save import save_artifacts
 
     checked = check_spec(write(tmp_path, ROUND_TRIP))

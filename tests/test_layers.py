@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from fusec.errors import RuleError
-from fusec.keras.build import keras_layer
+from fusec.keras.layers import keras_layer
 from fusec.vocab.layers import LAYERS
 from fusec.vocab.rule import Out
 

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from conftest import ROOT
 from fusec.cli import cli
 from fusec.errors import FusecError, Problem
+from fusec.keras.layers import keras_objective
 from fusec.spec.schema import LOSSES, METRICS
 from fusec.static.check import check_spec
 from fusec.vocab.losses import (
@@ -20,7 +21,6 @@ from fusec.vocab.losses import (
     METRIC_RULES,
     Objective,
     final_activation,
-    keras_objective,
     objective_schema,
     objective_text,
     objectives_markdown,

@@ -1,13 +1,14 @@
 """Property tests: random valid specs agree with Keras; random broken ones fail cleanly.
 
 ``valid_specs()`` draws small specs over the whole vocabulary: chains and
-branches of dense, convolution, pooling, recurrent, embedding, normalisation
-and reshaping layers, merges of compatible shapes in every mode (concat, the
-element-wise ones, dot, weighted, gated), shared-layer calls and blocks with
-shared or separate weights. It asks fusec's own layer rules whether a step
-fits, so every spec it returns should check; the differential test then builds
-each one with Keras and compares every node's static shape and the parameter
-totals with what Keras built (fusec's static checker against Keras).
+branches of every layer of ``LAYERS``, merges in every mode of ``MERGES``,
+shared-layer calls and blocks with shared or separate weights. Layers,
+merges and their configs come from the rules themselves (each rule's
+examples, with keys redrawn from each parameter's schema), so a new entry is
+generated without touching this file. It asks fusec's own rules whether a
+step fits, so every spec it returns should check; the differential test then
+builds each one with Keras and compares every node's static shape and the
+parameter totals with what Keras built (fusec's static checker against Keras).
 
 ``test_mutations_fail_cleanly`` breaks valid specs at random (keys deleted,
 references swapped, values of the wrong type) and requires nothing but a
@@ -43,7 +44,8 @@ from fusec.errors import FusecError, RuleError
 from fusec.spec.load import parse_spec
 from fusec.static.check import check_spec
 from fusec.vocab.layers import LAYERS
-from fusec.vocab.merges import MERGES
+from fusec.vocab.merges import MERGES, MergeRule
+from fusec.vocab.rule import LayerRule, Rule
 
 SCALE = int(os.environ.get("FUSEC_HYPOTHESIS_SCALE", "1"))
 RANDOM = SCALE > 1
@@ -65,9 +67,6 @@ def _settings(examples: int) -> Any:
 
 
 # --- the generator -------------------------------------------------------------------
-
-ACTIVATIONS = ["linear", "relu", "tanh", "sigmoid", "softmax", "gelu"]
-RNNS = ["SimpleRNN", "LSTM", "GRU"]
 
 
 class Builder:
@@ -192,218 +191,196 @@ def _ints(lo: int, hi: int) -> st.SearchStrategy[int]:
     return st.integers(lo, hi)
 
 
-def _config(draw: Callable[[Any], Any], layer: str, shape: Shape) -> dict[str, Any]:
-    """A random config for ``layer`` (valid per the schema; the rule decides if it fits ``shape``)."""
-    d = draw
-    last = shape[-1]
-    if layer == "Dense":
-        cfg: dict[str, Any] = {"units": d(_ints(1, 8))}
-        if d(st.booleans()):
-            cfg["activation"] = d(st.sampled_from(ACTIVATIONS))
-        if d(st.booleans()):
-            cfg["use_bias"] = d(st.booleans())
-        return cfg
-    if layer in ("Dropout", "SpatialDropout1D", "SpatialDropout2D"):
-        return {"rate": d(st.sampled_from([0.0, 0.1, 0.5]))}
-    if layer == "Activation":
-        return {"activation": d(st.sampled_from(ACTIVATIONS))}
-    if layer in ("BatchNormalization", "LayerNormalization"):
-        cfg = {}
-        if d(st.booleans()):
-            cfg["center"] = d(st.booleans())
-            cfg["scale"] = d(st.booleans())
-        if d(st.booleans()) and len(shape) > 2:
-            cfg["axis"] = d(st.sampled_from(list(range(1, len(shape))) + [-1]))
-        return cfg
-    if layer == "RepeatVector":
-        return {"n": d(_ints(1, 4))}
-    if layer == "Reshape":
-        if len(shape) == 2 and last:
-            a = d(st.sampled_from([k for k in range(1, last + 1) if last % k == 0]))
-            return {"target_shape": [a, d(st.sampled_from([last // a, -1]))]}
-        if len(shape) == 4 and None not in shape[1:]:
-            return {"target_shape": [shape[1] * shape[2], d(st.sampled_from([shape[3], -1]))]}  # type: ignore[operator]
-        return {"target_shape": [-1]}
-    if layer == "Rescaling":
-        return {"scale": d(st.sampled_from([0.5, 2.0])), "offset": d(st.sampled_from([0.0, -1.0]))}
-    if layer == "ReLU":
-        return d(st.sampled_from([{}, {"max_value": 6.0}, {"negative_slope": 0.1}, {"threshold": 0.5}]))
-    if layer == "Softmax":
-        return {}
-    if layer in ("Conv1D", "Conv2D", "Conv2DTranspose", "SeparableConv2D", "DepthwiseConv2D"):
-        cfg = {"kernel_size": d(_ints(1, 3))}
-        if layer != "DepthwiseConv2D":
-            cfg["filters"] = d(_ints(1, 6))
-        if layer in ("SeparableConv2D", "DepthwiseConv2D") and d(st.booleans()):
-            cfg["depth_multiplier"] = d(_ints(1, 2))
-        strides = d(_ints(1, 2))
-        if strides > 1:
-            cfg["strides"] = strides
-        elif d(st.booleans()) and layer != "Conv2DTranspose":
-            cfg["dilation_rate"] = 2
-        paddings = ["valid", "same", "causal"] if layer == "Conv1D" else ["valid", "same"]
-        cfg["padding"] = d(st.sampled_from(paddings))
-        if d(st.booleans()):
-            cfg["activation"] = d(st.sampled_from(ACTIVATIONS))
-        if d(st.booleans()):
-            cfg["use_bias"] = False
-        return cfg
-    if layer.startswith(("MaxPooling", "AveragePooling")):
-        cfg = {"pool_size": d(_ints(1, 3))}
-        if d(st.booleans()):
-            cfg["strides"] = d(_ints(1, 2))
-        cfg["padding"] = d(st.sampled_from(["valid", "same"]))
-        return cfg
-    if layer.startswith("Global"):
-        return {"keepdims": d(st.booleans())}
-    if layer in RNNS:
-        cfg = {"units": d(_ints(1, 6)), "return_sequences": d(st.booleans())}
-        if d(st.booleans()):
-            cfg["go_backwards"] = True
-        if layer == "GRU" and d(st.booleans()):
-            cfg["reset_after"] = False
-        if d(st.integers(0, 3)) == 0:
-            cfg["return_state"] = True
-        if d(st.booleans()):
-            cfg["use_bias"] = False
-        return cfg
-    if layer == "Bidirectional":
-        inner = d(st.sampled_from(RNNS))
-        inner_cfg = {"units": d(_ints(1, 5)), "return_sequences": d(st.booleans())}
-        return {
-            "layer": {"layer": inner, "config": inner_cfg},
-            "merge_mode": d(st.sampled_from(["concat", "sum", "mul", "ave"])),
-        }
-    if layer == "Permute":
-        return {"dims": list(d(st.permutations(list(range(1, len(shape))))))}
-    if layer == "ZeroPadding2D":
-        return {"padding": d(st.sampled_from([1, [1, 2], [[0, 1], [2, 0]]]))}
-    if layer == "Cropping2D":
-        return {"cropping": d(st.sampled_from([0, 1, [1, 0], [[0, 1], [1, 0]]]))}
-    if layer == "UpSampling2D":
-        return {
-            "size": d(st.sampled_from([1, 2, [2, 1]])),
-            "interpolation": d(st.sampled_from(["nearest", "bilinear"])),
-        }
-    if layer in ("Flatten",):
-        return {}
-    if layer == "Embedding":
-        return {"input_dim": d(_ints(2, 10)), "output_dim": d(_ints(1, 6)), "mask_zero": d(st.booleans())}
-    raise AssertionError(layer)
+# --- configs from the rules ----------------------------------------------------------
+#
+# Both generators draw every layer and merge from the registries themselves: a rule's
+# examples say which input shapes it takes and give a config that fits them, and each
+# parameter's JSON Schema gives other values to try. A new entry in LAYERS or MERGES is
+# generated without any change here; test_every_rule_can_be_drawn fails for one that
+# gives the generators nothing to draw.
 
 
+def _from_schema(schema: Any) -> st.SearchStrategy[Any]:
+    """Small values valid under one parameter's JSON Schema (the subset the layer tables use)."""
+    if "const" in schema:
+        return st.just(schema["const"])
+    if "enum" in schema:
+        return st.sampled_from(schema["enum"])
+    if "oneOf" in schema:
+        return st.one_of([_from_schema(b) for b in schema["oneOf"]])
+    kinds = schema.get("type")
+    if isinstance(kinds, list):
+        return st.one_of([_from_schema({**schema, "type": k}) for k in kinds])
+    if kinds == "null":
+        return st.none()
+    if kinds == "boolean":
+        return st.booleans()
+    if kinds == "integer":
+        lo = max(schema.get("minimum", -4), -4)
+        return st.integers(lo, min(schema.get("maximum", 8), max(lo, 0) + 8))
+    if kinds == "number":
+        values = [0.0, 0.1, 0.5, 1.0, 2.0]
+        ok = [
+            v
+            for v in values
+            if schema.get("minimum", -1e9) <= v <= schema.get("maximum", 1e9)
+            and v > schema.get("exclusiveMinimum", -1e9)
+            and v < schema.get("exclusiveMaximum", 1e9)
+        ]
+        return st.sampled_from(ok) if ok else st.nothing()
+    if kinds == "array":
+        lo = schema.get("minItems", 0)
+        return st.lists(
+            _from_schema(schema["items"]), min_size=lo, max_size=min(schema.get("maxItems", lo + 3), lo + 3)
+        )
+    if kinds == "object" and "allOf" not in schema:
+        props = schema.get("properties", {})
+        keys = st.lists(st.sampled_from(sorted(props)), min_size=schema.get("minProperties", 0), unique=True)
+        return keys.flatmap(lambda ks: st.fixed_dictionaries({k: _from_schema(props[k]) for k in ks}))
+    return st.nothing()  # an object the tables describe with if/then (Bidirectional's layer): examples only
+
+
+#: Keys kept as the examples give them, because the generated models also run on data here.
+RUN_LIMITS = {("Conv2DTranspose", "dilation_rate"): "TensorFlow's CPU kernels refuse a dilated transposed convolution"}
+
+
+def _redraw(draw: Callable[[Any], Any], rule: Rule, config: dict[str, Any], odds: int = 4) -> dict[str, Any]:
+    """A copy of ``config`` with about one key in ``odds`` redrawn from its parameter's schema."""
+    config = copy.deepcopy(config)
+    for param in rule.params:
+        if (rule.name, param.name) in RUN_LIMITS:
+            continue
+        if draw(st.integers(0, odds - 1)) == 0:
+            strategy = _from_schema(param.schema if param.default is not None else {"type": "null"})
+            if param.default is None and draw(st.booleans()):
+                strategy = _from_schema(param.schema)
+            if not strategy.is_empty:
+                config[param.name] = draw(strategy)
+    return config
+
+
+def _rank(shape: Any) -> int:
+    """The rank (without batch) of an example's input: its first slot's for a layer with slots."""
+    return len(next(iter(shape.values())) if isinstance(shape, dict) else shape)
+
+
+def _rule_example(draw: Callable[[Any], Any], rule: Rule, rank: int | None = None) -> tuple[Any, dict[str, Any]]:
+    """One of the rule's examples, one whose input has ``rank`` (without batch) when any has."""
+    fitting = [e for e in rule.examples if rank is None or _rank(e[0]) == rank]
+    return copy.deepcopy(draw(st.sampled_from(fitting or list(rule.examples))))
+
+
+#: Layers called on one tensor, by the input ranks their examples show (``ids`` layers only
+#: ever start from an integer input); layers with named inputs; layers of integer ids; merges.
+SINGLE = sorted(n for n, r in LAYERS.items() if not r.slots)
 BY_RANK = {
-    1: ["Dense", "Dropout", "Activation", "BatchNormalization", "LayerNormalization", "RepeatVector", "Reshape",
-        "Rescaling", "ReLU", "Softmax"],
-    2: ["Dense", "Conv1D", "MaxPooling1D", "AveragePooling1D", "GlobalAveragePooling1D", "GlobalMaxPooling1D",
-        "SimpleRNN", "LSTM", "GRU", "Bidirectional", "Flatten", "Permute", "LayerNormalization",
-        "BatchNormalization", "SpatialDropout1D", "Dropout"],
-    3: ["Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose", "MaxPooling2D", "AveragePooling2D",
-        "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Flatten", "BatchNormalization", "ZeroPadding2D",
-        "Cropping2D", "UpSampling2D", "Reshape", "SpatialDropout2D", "Permute"],
-}  # fmt: skip
+    rank: sorted(n for n in SINGLE if LAYERS[n].dtypes != "ids" and any(len(s) == rank for s, _ in LAYERS[n].examples))
+    for rank in range(1, 9)
+}
+SLOTTED = sorted(n for n, r in LAYERS.items() if r.slots)
+IDS = sorted(n for n in SINGLE if LAYERS[n].dtypes == "ids")
+MODES = sorted(MERGES)
+
+
+def _layer_on(b: Builder, src: str, name: str, config: dict[str, Any], example: dict[str, Any]) -> str | None:
+    """``name`` on ``src`` with ``config``, else with the example's config; None when neither fits."""
+    trainable = b.draw(st.integers(0, 9)) > 0
+    return b.layer(src, name, config, trainable) or b.layer(src, name, example, trainable)
 
 
 def _step_layer(b: Builder, src: str | None = None) -> str | None:
     src = src or b.pick()
     if src is None:
         return None
-    shape = b.shapes[src]
+    rank = len(b.shapes[src]) - 1
     for _ in range(4):  # a few tries: some draws do not fit the shape
-        layer = b.draw(st.sampled_from(BY_RANK[len(shape) - 1]))
-        nid = b.layer(src, layer, _config(b.draw, layer, shape), trainable=b.draw(st.integers(0, 9)) > 0)
+        name = b.draw(st.sampled_from(BY_RANK[rank] or SINGLE))
+        rule = LAYERS[name]
+        _, example = _rule_example(b.draw, rule, rank)
+        nid = _layer_on(b, src, name, _redraw(b.draw, rule, example), example)
         if nid:
             return nid
     return None
 
 
 def _step_attention(b: Builder) -> str | None:
-    """Self-attention on one sequence, or a query attending over another sequence."""
+    """A layer with named inputs: on one sequence (self-attention), or a query over another sequence."""
     query = b.pick(rank=2, known_last=True)
     if query is None:
         return None
-    layer = b.draw(st.sampled_from(["MultiHeadAttention", "Attention"]))
-    if layer == "MultiHeadAttention":
-        cfg: dict[str, Any] = {"num_heads": b.draw(_ints(1, 2)), "key_dim": b.draw(_ints(1, 4))}
-        if b.draw(st.booleans()):
-            cfg["output_shape"] = b.draw(_ints(1, 6))
-        if b.draw(st.booleans()):
-            cfg["use_bias"] = False
-    else:
-        cfg = b.draw(st.sampled_from([{}, {"use_scale": True}, {"score_mode": "concat"}]))
+    rule = LAYERS[b.draw(st.sampled_from(SLOTTED))]
+    _, example = _rule_example(b.draw, rule)
+    cfg = _redraw(b.draw, rule, example)
     value = b.pick(rank=2, known_last=True)
     if value is None or value == query or b.draw(st.booleans()):
-        return b.layer_on(query, layer, cfg)
-    inputs = {"query": query, "value": value}
+        return b.layer_on(query, rule.name, cfg) or b.layer_on(query, rule.name, example)
+    first, second, *rest = rule.slots
+    inputs = {first: query, second: value}
     key = b.pick(rank=2, known_last=True)
-    if key is not None and b.draw(st.booleans()):
-        inputs["key"] = key
-    return b.layer_on(inputs, layer, cfg)
+    if rest and key is not None and b.draw(st.booleans()):
+        inputs[rest[0]] = key
+    return b.layer_on(inputs, rule.name, cfg) or b.layer_on(inputs, rule.name, example)
 
 
 def _step_branch_merge(b: Builder) -> str | None:
-    """Two or three Dense branches of one tensor, merged in any mode."""
-    src = b.pick(known_last=True)
-    if src is None or len(b.shapes[src]) > 3:
+    """A merge of one of its examples' shapes: vectors as Dense branches of one tensor, others as new inputs."""
+    src = b.pick(rank=1, known_last=True)
+    rule = MERGES[b.draw(st.sampled_from(MODES))]
+    shapes, example = _rule_example(b.draw, rule)
+    widths = {w: b.draw(st.sampled_from([w, b.draw(_ints(1, 6))])) for (w, *_) in shapes}
+    plan = [(None, widths[s[0]]) if len(s) == 1 and s[0] and src is not None else (s, 0) for s in shapes]
+    planned = [(f"p{i}", (None, w) if s is None else (None, *s)) for i, (s, w) in enumerate(plan)]
+    config = _redraw(b.draw, rule, example)
+    if rule.slots is not None:
+        slots = rule.example_sources(planned)
+        sources: Any = {k: [planned[i] for i in idx] for k, idx in slots.items()}
+    else:
+        sources = planned
+    if not any(_infers(rule, sources, c) for c in (config, example)):
         return None
-    mode = b.draw(st.sampled_from(sorted(MERGES)))
-    rank1 = len(b.shapes[src]) == 2
-    if mode == "gated":
-        if not rank1:
-            return None
-        n, k = b.draw(_ints(2, 3)), b.draw(_ints(1, 6))
-        experts = [b.dense(src, k, "softmax") for _ in range(n)]
-        gate = b.dense(src, n, "softmax")
-        cfg: dict[str, Any] = {}
-        if b.draw(st.booleans()):
-            cfg["softmax"] = True
-        if b.draw(st.booleans()):
-            cfg["top_k"] = b.draw(_ints(1, n))
-        return b.merge("gated", {"experts": experts, "gate": gate}, cfg)
-    n = 2 if mode in ("subtract", "dot") else b.draw(_ints(2, 3))
-    k = b.draw(_ints(1, 6))
-    widths = [k] * n if mode != "concat" else [b.draw(_ints(1, 6)) for _ in range(n)]
-    branches = [b.dense(src, w, b.draw(st.sampled_from([None, "relu", "tanh"]))) for w in widths]
-    if None in branches:
+    config = config if _infers(rule, sources, config) else example
+    refs: list[str | None] = []
+    for shape, width in plan:
+        if shape is None:
+            refs.append(b.dense(str(src), width, b.draw(st.sampled_from([None, "relu", "tanh", "softmax"]))))
+        else:
+            refs.append(b.new_id("in"))
+            b.add_input(str(refs[-1]), list(shape))
+    if None in refs:
         return None
-    cfg = {}
-    if mode == "dot":
-        cfg["axes"] = b.draw(st.sampled_from([-1, 1] if rank1 else [1, 2, [2, 2], [1, 1]]))
-        cfg["normalize"] = b.draw(st.booleans())
-    elif mode == "weighted":
-        cfg = b.draw(
-            st.sampled_from(
-                [{}, {"normalize": "sum"}, {"normalize": "none", "per_feature": True}, {"per_feature": True}]
-            )
-        )
-    elif mode == "concat" and not rank1 and b.draw(st.booleans()):
-        cfg["axis"] = -1
-    return b.merge(mode, branches, cfg)
+    if rule.slots is None:
+        return b.merge(rule.name, refs, config)
+    named = {k: [refs[i] for i in idx] if rule.slots[k] == "list" else refs[idx[0]] for k, idx in slots.items()}
+    return b.merge(rule.name, named, config)
+
+
+def _infers(rule: Any, sources: Any, config: dict[str, Any]) -> bool:
+    try:
+        rule.infer(sources, rule.resolve(config))
+    except RuleError:
+        return False
+    return True
 
 
 def _step_merge_existing(b: Builder) -> str | None:
-    """Merge tensors already in the graph: same shape (element-wise) or rank-1 (concat)."""
+    """Merge tensors already in the graph, of one shape or any two or three (the rule decides)."""
     groups: dict[Shape, list[str]] = {}
     for t, s in b.shapes.items():
         if b.doc["inputs"].get(t, {}).get("dtype", "float32") == "float32":
             groups.setdefault(s, []).append(t)
     same = [sorted(g) for g in groups.values() if len(g) >= 2]
+    pool = sorted(t for g in groups.values() for t in g)
     if same and b.draw(st.booleans()):
-        group = b.draw(st.sampled_from(same))
-        chosen = b.draw(st.lists(st.sampled_from(group), min_size=2, max_size=3, unique=True))
-        mode = b.draw(st.sampled_from(["add", "multiply", "average", "maximum", "minimum", "weighted", "concat"]))
-        if len(chosen) == 2 and b.draw(st.booleans()):
-            mode = "subtract"
-        return b.merge(mode, chosen, {})
-    vectors = sorted(
-        t
-        for t, s in b.shapes.items()
-        if len(s) == 2 and (b.doc["inputs"].get(t, {}).get("dtype", "float32") == "float32")
-    )
-    if len(vectors) < 2:
+        pool = b.draw(st.sampled_from(same))
+    if len(pool) < 2:
         return None
-    chosen = b.draw(st.lists(st.sampled_from(vectors), min_size=2, max_size=3, unique=True))
-    return b.merge("concat", chosen, {})
+    rule = MERGES[b.draw(st.sampled_from([m for m in MODES if MERGES[m].slots is None]))]
+    lo, hi = rule.arity
+    chosen = b.draw(st.lists(st.sampled_from(pool), min_size=lo, max_size=max(lo, min(3, hi or 3)), unique=True))
+    if len(chosen) < lo:
+        return None
+    _, example = _rule_example(b.draw, rule)
+    return b.merge(rule.name, chosen, _redraw(b.draw, rule, example)) or b.merge(rule.name, chosen, example)
 
 
 def _step_shared(b: Builder) -> str | None:
@@ -415,17 +392,26 @@ def _step_shared(b: Builder) -> str | None:
     p, q = b.dense(a, width), b.dense(c, width)
     if p is None or q is None:
         return None
+    rule = LAYERS[b.draw(st.sampled_from(BY_RANK[1]))]
+    _, example = _rule_example(b.draw, rule, 1)
+    shape = None
+    for cfg in (_redraw(b.draw, rule, example), example):
+        try:
+            shape = rule.infer(b.shapes[p], rule.resolve(cfg)).shape
+        except RuleError:
+            continue
+        if b._fits(shape):
+            break
+        shape = None
+    if shape is None:
+        return None
     sid = b.new_id("s")
-    layer = b.draw(st.sampled_from(["Dense", "Dense", "LayerNormalization", "BatchNormalization", "RepeatVector"]))
-    cfg = _config(b.draw, layer, b.shapes[p])
-    entry: dict[str, Any] = {"layer": layer}
+    entry: dict[str, Any] = {"layer": rule.name}
     if cfg:
         entry["config"] = cfg
     if b.draw(st.integers(0, 5)) == 0:
         entry["trainable"] = False
     b.doc.setdefault("shared", {})[sid] = entry
-    rule = LAYERS[layer]
-    shape = rule.infer(b.shapes[p], rule.resolve(cfg)).shape
     calls = []
     for src in (p, q):
         nid = b.new_id("c")
@@ -475,28 +461,30 @@ def _step_block(b: Builder) -> str | None:
 def valid_specs(draw: Callable[[Any], Any]) -> dict[str, Any]:
     """A small spec that should check, compile and agree with Keras."""
     b = Builder(draw)
-    kinds = draw(st.lists(st.sampled_from(["vec", "seq", "img", "ids"]), min_size=1, max_size=3))
-    for i, kind in enumerate(kinds):
+    starts = draw(st.lists(st.sampled_from(["vec", "seq", "img", "rule", "ids"]), min_size=1, max_size=3))
+    for i, start in enumerate(starts):
         iid = f"in{i}"
-        if kind == "vec":
+        if start in ("rule", "ids"):  # an input shaped like an example of a layer, fed to that layer
+            rule = LAYERS[draw(st.sampled_from(IDS if start == "ids" else SINGLE))]
+            shape, example = _rule_example(draw, rule)
+            b.add_input(iid, list(shape), "int32" if rule.dtypes == "ids" else "float32")
+            if _layer_on(b, iid, rule.name, _redraw(draw, rule, example), example):
+                continue
+            del b.doc["inputs"][iid], b.shapes[iid]  # its output is past MAX_DIM: a vector instead
+            start = "vec"
+        if start == "vec":
             b.add_input(iid, [draw(_ints(1, 8))])
-        elif kind == "seq":
+        elif start == "seq":
             b.add_input(iid, [draw(st.sampled_from([None, 3, 4, 6, 8])), draw(_ints(1, 6))])
-        elif kind == "img":
+        else:
             b.add_input(iid, [draw(_ints(3, 8)), draw(_ints(3, 8)), draw(_ints(1, 3))])
-        else:
-            b.add_input(iid, [draw(st.sampled_from([None, 1, 5]))], "int32")
-    for iid in list(b.doc["inputs"]):  # every input used at least once
-        if b.doc["inputs"][iid].get("dtype") == "int32":
-            nid = b.layer(iid, "Embedding", _config(draw, "Embedding", b.shapes[iid]))
-        else:
-            nid = None
-            for _ in range(6):
-                nid = _step_layer(b, iid)
-                if nid:
-                    break
-            if nid is None:
-                nid = b.layer(iid, "Flatten", {}) if len(b.shapes[iid]) > 2 else b.dense(iid, 2)
+        nid = None
+        for _ in range(6):  # every input used at least once
+            nid = _step_layer(b, iid)
+            if nid:
+                break
+        if nid is None:
+            nid = b.layer(iid, "Flatten", {}) if len(b.shapes[iid]) > 2 else b.dense(iid, 2)
         assert nid is not None
     steps = {
         "layer": _step_layer,
@@ -529,7 +517,7 @@ def _example(shape: Any, dtype: str, rng: Any) -> Any:
 
     dims = [2, *shape[1:]]
     if "int" in dtype:
-        return np.ones(dims, dtype)
+        return np.zeros(dims, dtype)  # id 0 exists in every Embedding
     return rng.normal(size=dims).astype(dtype)
 
 
@@ -554,7 +542,6 @@ def test_static_shapes_and_params_equal_keras(doc: dict[str, Any], keras: Any) -
     import numpy as np
 
     from fusec.keras.build import build_model
-    from fusec.static.shapes import output_shape
 
     keras.backend.clear_session()
     with tempfile.TemporaryDirectory() as folder:
@@ -565,7 +552,7 @@ def test_static_shapes_and_params_equal_keras(doc: dict[str, Any], keras: Any) -
         if info.kind in ("layer", "merge"):
             output = model.get_layer(nid).output
             outputs = list(output) if isinstance(output, (list, tuple)) else [output]
-            static = [info.shape, *checked.graph.graph.get("extras", {}).get(nid, ())]
+            static = [info.shape, *checked.shapes.extras.get(nid, ())]
             got = [tuple(t.shape) for t in outputs]
             assert got == static, f"node {nid} ({info.op}): Keras {got}, fusec {static}"
     trainable = sum(math.prod(w.shape) for w in model.trainable_weights)
@@ -579,7 +566,7 @@ def test_static_shapes_and_params_equal_keras(doc: dict[str, Any], keras: Any) -
     if not isinstance(y, dict):  # several outputs: a list in the spec's order
         y = dict(zip(model.output_names, y, strict=True))
     for name, ref in checked.graph.graph["outputs"].items():
-        static = output_shape(checked.info, checked.graph, ref.source)
+        static = checked.shapes.of(ref.source)
         assert len(y[name].shape) == len(static)
         assert all(s is None or s == d for s, d in zip(static[1:], y[name].shape[1:], strict=True)), name
 
@@ -603,6 +590,35 @@ def test_generated_specs_compile_to_artifacts(doc: dict[str, Any], keras: Any) -
         manifest = json.loads((out / "fusec.json").read_text())
         assert sorted(manifest["signature"]["outputs"]) == sorted(doc["outputs"])
         assert (out / "saved_model" / "saved_model.pb").is_file()
+
+
+def _drawable(rule: Rule, shapes: Any, config: dict[str, Any]) -> bool:
+    """Whether an example is one the generators can use: its config fits its own shapes."""
+    if isinstance(rule, LayerRule):
+        given = {k: (None, *v) for k, v in shapes.items()} if rule.slots else (None, *shapes)
+        try:
+            rule.infer(given, rule.resolve(config))
+        except RuleError:
+            return False
+        return True
+    planned = [(f"p{i}", (None, *s)) for i, s in enumerate(shapes)]
+    if isinstance(rule, MergeRule) and rule.slots is not None:
+        planned = {k: [planned[i] for i in idx] for k, idx in rule.example_sources(planned).items()}  # type: ignore[assignment]
+    return _infers(rule, planned, config)
+
+
+@pytest.mark.parametrize("name", [f"layer:{n}" for n in sorted(LAYERS)] + [f"merge:{m}" for m in MODES])
+def test_every_rule_can_be_drawn(name: str) -> None:
+    """Every registry entry is in the generators' tables and gives them an example that fits."""
+    kind, _, key = name.partition(":")
+    rule: Rule = LAYERS[key] if kind == "layer" else MERGES[key]
+    if kind == "layer":
+        assert key in SINGLE + SLOTTED
+        assert rule.slots or any(key in names for names in BY_RANK.values()) or rule.dtypes == "ids"
+    else:
+        assert key in MODES
+    assert rule.examples, f"{name} has no examples: the generators have nothing to draw"
+    assert all(_drawable(rule, shapes, config) for shapes, config in rule.examples), f"{name}: an example does not fit"
 
 
 # --- mutations -------------------------------------------------------------------------
@@ -747,66 +763,11 @@ def test_random_documents_fail_cleanly(doc: Any) -> None:
 
 from fusec.spec.graph import flat_refs  # noqa: E402
 from fusec.spec.schema import DTYPES, RESERVED  # noqa: E402
-from fusec.vocab.rule import LayerRule  # noqa: E402
 
 DEEP = SCALE > 1
 _EDGE_IDS = ["a" * 64, "Z" * 63 + "9", "x", "a__b", "n0_1", "A1", "Input", "dense", "output_0", "serving_default"]
 _KEYWORD_IDS = ["class", "lambda", "None", "self", "True"]  # fine for nodes and outputs, not for inputs
 _STEMS = ["spec", "my model (copy)", "modèle", "2024", "_private", "lambda", "a-b-c", "日本語", "x" * 80]
-
-
-def _from_schema(schema: Any) -> st.SearchStrategy[Any]:
-    """Small values valid under one parameter's JSON Schema (the subset the layer tables use)."""
-    if "const" in schema:
-        return st.just(schema["const"])
-    if "enum" in schema:
-        return st.sampled_from(schema["enum"])
-    if "oneOf" in schema:
-        return st.one_of([_from_schema(b) for b in schema["oneOf"]])
-    kinds = schema.get("type")
-    if isinstance(kinds, list):
-        return st.one_of([_from_schema({**schema, "type": k}) for k in kinds])
-    if kinds == "null":
-        return st.none()
-    if kinds == "boolean":
-        return st.booleans()
-    if kinds == "integer":
-        lo = max(schema.get("minimum", -4), -4)
-        return st.integers(lo, min(schema.get("maximum", 8), max(lo, 0) + 8))
-    if kinds == "number":
-        values = [0.0, 0.1, 0.5, 1.0, 2.0]
-        ok = [
-            v
-            for v in values
-            if schema.get("minimum", -1e9) <= v <= schema.get("maximum", 1e9)
-            and v > schema.get("exclusiveMinimum", -1e9)
-            and v < schema.get("exclusiveMaximum", 1e9)
-        ]
-        return st.sampled_from(ok) if ok else st.nothing()
-    if kinds == "array":
-        lo = schema.get("minItems", 0)
-        return st.lists(
-            _from_schema(schema["items"]), min_size=lo, max_size=min(schema.get("maxItems", lo + 3), lo + 3)
-        )
-    if kinds == "object" and "allOf" not in schema:
-        props = schema.get("properties", {})
-        keys = st.lists(st.sampled_from(sorted(props)), min_size=schema.get("minProperties", 0), unique=True)
-        return keys.flatmap(lambda ks: st.fixed_dictionaries({k: _from_schema(props[k]) for k in ks}))
-    return st.nothing()  # an object the tables describe with if/then (Bidirectional's layer): examples only
-
-
-def _layer_config(draw: Callable[[Any], Any], rule: LayerRule) -> dict[str, Any]:
-    """One of the rule's example configs, with a few keys redrawn from their schemas."""
-    _, config = draw(st.sampled_from(rule.examples))
-    config = copy.deepcopy(config)
-    for param in rule.params:
-        if draw(st.integers(0, 3)) == 0:
-            strategy = _from_schema(param.schema if param.default is not None else {"type": "null"})
-            if param.default is None and draw(st.booleans()):
-                strategy = _from_schema(param.schema)
-            if not strategy.is_empty:
-                config[param.name] = draw(strategy)
-    return config
 
 
 class Accepted:
@@ -912,7 +873,8 @@ class Accepted:
     def layer(self, shared: bool = False) -> None:
         d = self.draw
         rule = LAYERS[d(st.sampled_from(sorted(LAYERS)))]
-        config = _layer_config(d, rule)
+        _, example = _rule_example(d, rule)
+        config = _redraw(d, rule, example)
         inputs, out = self._call_of(rule, config)
         if out is None:
             return

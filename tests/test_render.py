@@ -24,7 +24,7 @@ from fusec.render.style import MERGE_DEFAULT, MERGE_LOOKS, esc, merge_look
 from fusec.spec.graph import Ref
 from fusec.spec.load import Spec
 from fusec.static.check import Checked, check_spec
-from fusec.static.shapes import NodeInfo, total_params
+from fusec.static.shapes import NodeInfo, Shapes, total_params
 from fusec.vocab.merges import MERGES
 from helpers import write
 
@@ -161,7 +161,7 @@ def hostile_checked() -> Checked:
         bad_mid: NodeInfo("shared", "Dense", (None, 2), 10, 0, bad_sh, 1),
     }
     doc = {"name": 'x" { graph', "outputs": {'out"<1>': {"from": bad_mid, "loss": "<mse>"}}}
-    return Checked(Spec(Path("hostile.json"), doc, "", ""), g, [bad_in, bad_mid], info, total_params(info))
+    return Checked(Spec(Path("hostile.json"), doc, "", ""), g, [bad_in, bad_mid], Shapes(info), total_params(info))
 
 
 @NEEDS_DOT
@@ -195,7 +195,7 @@ def twin_ids_checked() -> Checked:
         "h\n": NodeInfo("layer", "Dense", (None, 4), 20),
     }
     doc = {"name": "twins\n", "doc": f"title {evil}", "outputs": {"y\u202e": {"from": "h\n", "doc": evil}}}
-    return Checked(Spec(Path("twins.json"), doc, "", ""), g, ["x", "h", "h\n"], info, total_params(info))
+    return Checked(Spec(Path("twins.json"), doc, "", ""), g, ["x", "h", "h\n"], Shapes(info), total_params(info))
 
 
 def test_unsafe_characters_are_escaped_visibly_in_dot() -> None:
@@ -587,17 +587,17 @@ def test_render_replaces_a_regular_file_through_a_temporary_one(tmp_path: Path) 
 
 def test_render_never_takes_a_path_created_meanwhile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Another process creates the output between fusec's last check and its rename: it stays."""
-    import fusec.keras.save
+    import fusec.files
 
     spec = write(tmp_path, SHARED_SPEC, "tasks.json")
     out = tmp_path / "d.dot"
-    real = fusec.keras.save._renameat2
+    real = fusec.files.renameat2
 
     def racing(a: Path, b: Path, flags: int) -> bool:
         b.write_text("precious")
         return real(a, b, flags)
 
-    monkeypatch.setattr(fusec.keras.save, "_renameat2", racing)
+    monkeypatch.setattr(fusec.files, "renameat2", racing)
     result = CliRunner().invoke(render_command, [str(spec), "-o", str(out)])
     assert result.exit_code == 1
     assert "was created by another process while fusec wrote it" in result.output
@@ -609,12 +609,12 @@ def test_render_puts_back_what_replaced_the_file_meanwhile(tmp_path: Path, monke
     """The output file becomes a FIFO just before the swap: fusec swaps back and reports it; the FIFO stays."""
     import stat
 
-    import fusec.keras.save
+    import fusec.files
 
     spec = write(tmp_path, SHARED_SPEC, "tasks.json")
     out = tmp_path / "d.dot"
     out.write_text("old diagram")
-    real = fusec.keras.save._exchange
+    real = fusec.files.exchange
     calls: list[int] = []
 
     def racing(a: Path, b: Path) -> bool:
@@ -624,7 +624,7 @@ def test_render_puts_back_what_replaced_the_file_meanwhile(tmp_path: Path, monke
         calls.append(1)
         return real(a, b)
 
-    monkeypatch.setattr(fusec.keras.save, "_exchange", racing)
+    monkeypatch.setattr(fusec.files, "exchange", racing)
     result = CliRunner().invoke(render_command, [str(spec), "-o", str(out)])
     assert result.exit_code == 1
     assert "was replaced by another process while fusec wrote it" in result.output
@@ -663,12 +663,8 @@ assert "tensorflow" not in sys.modules and "keras" not in sys.modules
 
 
 @NEEDS_DOT
-def test_render_without_tensorflow(tmp_path: Path) -> None:
-    shim = tmp_path / "shim"
-    for mod in ("tensorflow", "keras"):
-        (shim / mod).mkdir(parents=True)
-        (shim / mod / "__init__.py").write_text(f"raise ImportError('{mod} is blocked in this test')\n")
-    env = {**os.environ, "PYTHONPATH": str(shim)}
+def test_render_without_tensorflow(tmp_path: Path, no_tf: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(no_tf)}
     blocked = subprocess.run([sys.executable, "-c", "import keras"], env=env, capture_output=True)
     assert blocked.returncode != 0  # the shim works
     out = tmp_path / "out"

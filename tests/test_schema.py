@@ -365,11 +365,11 @@ def test_patterns_end_at_the_very_end() -> None:
 
 
 def test_fast_and_full_validators_agree_on_names() -> None:
-    from fusec.spec.schema import _fast, _validator
+    from fusec.spec.schema import detailed_validator, fast_check
 
     for name in ["h\n", "_h", "é", "ok"]:
         doc = _renamed("node", name)
-        assert _fast()(doc) == _validator().is_valid(doc) == (name == "ok")
+        assert fast_check()(doc) == detailed_validator().is_valid(doc) == (name == "ok")
 
 
 DERIVED = [
@@ -493,8 +493,8 @@ def _unchecked(path: Any) -> Any:
 
     loaded = load_spec(path)
     g = build_graph(loaded.doc)
-    info = infer_shapes(g)
-    return Checked(loaded, g, topo_order(g), info, total_params(info), loaded.doc)
+    shapes = infer_shapes(g)
+    return Checked(loaded, g, topo_order(g), shapes, total_params(shapes.info), loaded.doc)
 
 
 @pytest.mark.slow

@@ -65,7 +65,7 @@ def _initializer_params() -> list[Any]:
 @pytest.mark.parametrize(("layer", "key", "init"), _initializer_params())
 def test_every_initializer_builds_every_weight(keras: Any, layer: str, key: str, init: str) -> None:
     """Each initializer a layer's schema offers builds that weight (orthogonal needs a matrix: not for biases)."""
-    from fusec.keras.build import keras_layer
+    from fusec.keras.layers import keras_layer
 
     rule = LAYERS[layer]
     shape, config = rule.examples[0]

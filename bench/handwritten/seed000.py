@@ -7,6 +7,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras
 
 out = sys.argv[1]
+fmt = sys.argv[2] if len(sys.argv) > 2 else "all"  # as fusec compile --format
 keras.utils.set_random_seed(7)
 L = keras.layers
 image = keras.Input((32, 32, 3), name="image")
@@ -28,5 +29,7 @@ model.compile(
     optimizer=keras.optimizers.Adam(0.001), loss={"is_cat": "binary_crossentropy"}, metrics={"is_cat": ["accuracy"]}
 )
 os.makedirs(out, exist_ok=True)
-model.export(os.path.join(out, "saved_model"), verbose=False)
-model.save(os.path.join(out, "image_tag.keras"))
+if fmt in ("all", "savedmodel"):
+    model.export(os.path.join(out, "saved_model"), verbose=False)
+if fmt in ("all", "keras"):
+    model.save(os.path.join(out, "image_tag.keras"))

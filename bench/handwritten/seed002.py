@@ -7,6 +7,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras
 
 out = sys.argv[1]
+fmt = sys.argv[2] if len(sys.argv) > 2 else "all"  # as fusec compile --format
 keras.utils.set_random_seed(11)
 L = keras.layers
 x = keras.Input((20,), name="x")
@@ -21,5 +22,7 @@ model.compile(
     metrics={"task1": ["mae"], "task2": ["mae"]},
 )
 os.makedirs(out, exist_ok=True)
-model.export(os.path.join(out, "saved_model"), verbose=False)
-model.save(os.path.join(out, "multitask_shared.keras"))
+if fmt in ("all", "savedmodel"):
+    model.export(os.path.join(out, "saved_model"), verbose=False)
+if fmt in ("all", "keras"):
+    model.save(os.path.join(out, "multitask_shared.keras"))

@@ -11,6 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras
 
 out = sys.argv[1]
+fmt = sys.argv[2] if len(sys.argv) > 2 else "all"  # as fusec compile --format
 keras.utils.set_random_seed(3)
 L = keras.layers
 N_EXPERTS, K = 3, 6
@@ -33,5 +34,7 @@ model.compile(
     metrics={"class": ["categorical_accuracy"]},
 )
 os.makedirs(out, exist_ok=True)
-model.export(os.path.join(out, "saved_model"), verbose=False)
-model.save(os.path.join(out, "gated_experts.keras"))
+if fmt in ("all", "savedmodel"):
+    model.export(os.path.join(out, "saved_model"), verbose=False)
+if fmt in ("all", "keras"):
+    model.save(os.path.join(out, "gated_experts.keras"))

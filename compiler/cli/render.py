@@ -1,25 +1,22 @@
 """``fusec render``: draw a spec as a diagram (SVG, PNG, PDF or DOT), without TensorFlow.
 
-Registered on the main group in ``cli.py`` with ``cli.add_command(render_command)``.
+Registered on the main group in ``cli/__init__.py``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import math
 import os
-import stat
 import sys
-import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ..errors import OutputError, printable
-from . import _guard, allow_option, budget_option, json_option, spec_arg, strict_option, warn
+from ..errors import printable
+from ..render.output import check_target, write_atomic
+from .options import CheckOptions, check_options, spec_arg
+from .report import echo_json, guard, warn
 
 FORMATS = ("svg", "png", "pdf", "dot")
 DEFAULT_FORMAT = "svg"
@@ -40,135 +37,6 @@ def _pick_format(fmt: str | None, output: str | None) -> str:
             f"cannot tell the format from -o {output}: use a .svg, .png, .pdf or .dot name, or --format"
         )
     return DEFAULT_FORMAT
-
-
-def _out_error(message: str, hint: str = "choose another output file with -o") -> OutputError:
-    return OutputError.single((), message, hint, "output")
-
-
-def check_target(path: Path, inputs: Sequence[Path] = (), derived: bool = False) -> os.stat_result | None:
-    """Refuse an output file render must not write; write nothing.
-
-    Render writes only regular files: a new one, or one replacing a regular
-    file that is none of its inputs.
-
-    Args:
-        path: the output file.
-        inputs: the files being read (the spec and the files it names).
-        derived: the name was made from the spec's (no -o was given).
-
-    Returns:
-        The ``lstat`` of the regular file to replace, or None when there is none.
-
-    Raises:
-        OutputError: the name is too long; the path is a folder, a link, a
-            device, a FIFO or a socket; it is the spec or a file the spec
-            reads; its folder is missing or not writable.
-    """
-    from ..keras.save import _writable, describe, too_long
-
-    shown = printable(str(path))
-    folder = path.parent
-    if too_long(folder, path.name):
-        size = len(os.fsencode(path.name))
-        if derived:
-            raise _out_error(
-                f"the default output name `{shown}` (the spec's file name with the format's extension) is "
-                f"{size} bytes, longer than a file name may be",
-                "pass -o FILE with a shorter name",
-            )
-        raise _out_error(f"output `{shown}`: the file name is {size} bytes, longer than a file name may be")
-    try:
-        st: os.stat_result | None = os.lstat(path)
-    except FileNotFoundError:
-        st = None
-    except NotADirectoryError:
-        raise _out_error(f"output `{shown}`: `{printable(str(folder))}` is not a folder") from None
-    except OSError as exc:
-        raise _out_error(f"output `{shown}` cannot be inspected: {exc.strerror or exc}") from None
-    if st is not None:
-        if stat.S_ISDIR(st.st_mode):
-            raise _out_error(f"output `{shown}` is a folder", "give a file name with -o")
-        if not stat.S_ISREG(st.st_mode):
-            raise _out_error(
-                f"output `{shown}` is {describe(st)}, not a regular file: fusec writes only regular files",
-                "choose a regular file with -o, or -o - to write to standard output",
-            )
-        resolved = path.resolve()
-        for i, f in enumerate(inputs):
-            try:
-                same = f.resolve() == resolved or os.path.samestat(os.stat(f), st)
-            except OSError:
-                continue
-            if same:
-                what = "the spec being drawn" if i == 0 else f"a file the spec reads (`{printable(str(f))}`)"
-                raise _out_error(f"output `{shown}` is {what}")
-    if not folder.is_dir():
-        raise _out_error(
-            f"output `{shown}`: the folder `{printable(str(folder))}` does not exist",
-            "create it first, or choose another output file with -o",
-        )
-    if not _writable(folder):
-        raise _out_error(
-            f"output `{shown}`: the folder `{printable(str(folder))}` is not writable",
-            "choose a writable location with -o",
-        )
-    return st
-
-
-def write_atomic(path: Path, data: bytes, inputs: Sequence[Path] = (), derived: bool = False) -> None:
-    """Write ``data`` to ``path`` through a temporary file in its folder and one rename.
-
-    A failure (or a kill) leaves either the old file or the new one, never a
-    half-written file. Only a regular file is ever replaced: a new file is
-    renamed into place with ``RENAME_NOREPLACE``, and an existing one is
-    swapped out with ``RENAME_EXCHANGE`` and removed only if it is the
-    regular file checked a moment before (else it is swapped back).
-
-    Raises:
-        OutputError: see ``check_target``; or the folder refused the write,
-            or the path changed while it was written.
-    """
-    from ..keras.save import _exchange, _renameat2
-
-    check_target(path, inputs, derived)
-    shown = printable(str(path))
-    tmp: Path | None = None
-    try:
-        fd, name = tempfile.mkstemp(prefix=".fusec-render-", suffix=".tmp", dir=path.parent)
-        tmp = Path(name)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.chmod(0o644)
-        before = check_target(path, inputs, derived)  # the last look before the rename
-        if before is None:
-            try:
-                done = _renameat2(tmp, path, 1)  # RENAME_NOREPLACE
-            except FileExistsError:
-                raise _out_error(f"output `{shown}` was created by another process while fusec wrote it") from None
-            if not done:
-                if os.path.lexists(path):  # no renameat2 here: check, then rename (a narrow race)
-                    raise _out_error(f"output `{shown}` was created by another process while fusec wrote it")
-                os.rename(tmp, path)
-        elif _exchange(tmp, path):
-            after = os.lstat(tmp)  # what was at `path`
-            if not (stat.S_ISREG(after.st_mode) and os.path.samestat(after, before)):
-                _exchange(tmp, path)
-                raise _out_error(f"output `{shown}` was replaced by another process while fusec wrote it")
-            tmp.unlink()  # the file just replaced
-        else:
-            os.replace(tmp, path)  # no renameat2 here: checked a moment ago (a narrow race)
-        tmp = None
-    except OSError as exc:
-        raise _out_error(
-            f"cannot write `{shown}`: {exc.strerror or exc}", "choose a writable location with -o"
-        ) from None
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
 
 
 class Seconds(click.ParamType):
@@ -236,10 +104,7 @@ def _output_value(ctx: click.Context, param: click.Parameter, value: str | None)
     show_default=True,
     help="Seconds Graphviz may take to lay out the diagram.",
 )
-@json_option
-@budget_option
-@allow_option
-@strict_option
+@check_options
 def render_command(
     spec: Path,
     output: str | None,
@@ -248,37 +113,33 @@ def render_command(
     collapse: bool,
     depth: int | None,
     timeout: float,
-    as_json: bool,
-    max_params: int,
-    max_memory: int | None,
-    allow_dirs: tuple[Path, ...],
-    strict: bool,
+    opts: CheckOptions,
 ) -> None:
     """Draw a spec: shapes, parameters, merges and shared layers (no TensorFlow).
 
     Needs Graphviz's `dot` program for svg, png and pdf.
     """
     from ..render import render
-    from ..static.check import check_spec
 
+    as_json = opts.as_json
     fmt = _pick_format(fmt, output)
     if output == "-" and as_json:
         raise click.UsageError("-o - writes the diagram to stdout; it cannot be combined with --json")
-    checked = _guard(lambda: check_spec(spec, max_params, allow_dirs, strict=strict, max_memory=max_memory), as_json)
+    checked = opts.checked(spec)
     warn(checked, as_json)
     target = Path(output) if output and output != "-" else Path(f"{spec.stem}.{fmt}")
     inputs: list[Path] = []
     if output != "-":
-        from ..keras.save import input_files
+        from ..static.archive import input_files
 
-        inputs = _guard(lambda: input_files(checked), as_json)
-        _guard(lambda: check_target(target, inputs, derived=output is None), as_json)  # before paying for dot
-    data: bytes = _guard(lambda: render(checked, fmt, rankdir, collapse, depth, timeout), as_json)
+        inputs = guard(lambda: input_files(checked), as_json)
+        guard(lambda: check_target(target, inputs, derived=output is None), as_json)  # before paying for dot
+    data: bytes = guard(lambda: render(checked, fmt, rankdir, collapse, depth, timeout), as_json)
     if output == "-":
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
         return
-    _guard(lambda: write_atomic(target, data, inputs, derived=output is None), as_json)
+    guard(lambda: write_atomic(target, data, inputs, derived=output is None), as_json)
     if as_json:
         t = checked.totals
         payload = {
@@ -289,6 +150,6 @@ def render_command(
             "nodes": len(checked.order),
             "params": {"total": t.params, "trainable": t.trainable, "non_trainable": t.non_trainable},
         }
-        click.echo(json.dumps(payload, indent=2))
+        echo_json(payload)
     else:
         click.echo(f"rendered {spec} -> {target} ({fmt}, {len(checked.order)} nodes)")

@@ -11,14 +11,16 @@ import contextlib
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from ..errors import BuildError
 from ..spec.graph import Ref
+from ..static.binding import layer_inputs, merge_inputs, port_index
 from ..static.check import Checked
-from ..static.shapes import port_index
+from ..static.shapes import ModelCall
 from ..vocab.layers import LAYERS
-from ..vocab.merges import MERGES, MergeRule
+from ..vocab.merges import MERGES
+from .layers import keras_layer, keras_merge, keras_objective, merge_args
 
 T = TypeVar("T")
 
@@ -81,91 +83,6 @@ def run_deep(fn: Callable[[], T], nodes: int) -> T:
     return box["value"]
 
 
-def _regularizer(value: Any) -> Any:
-    if value is None:
-        return None
-    import keras
-
-    return keras.regularizers.L1L2(l1=float(value.get("l1", 0.0)), l2=float(value.get("l2", 0.0)))
-
-
-def _rnn_layer(value: Any) -> Any:
-    return keras_layer(value["layer"], value.get("config", {}), None)
-
-
-_CONVERTERS = {"": lambda v: v, "regularizer": _regularizer, "rnn_layer": _rnn_layer}
-
-
-def keras_kwargs(layer: str, config: Mapping[str, Any]) -> dict[str, Any]:
-    """Turn a spec config into Keras keyword arguments for ``layer``.
-
-    Only keys the layer's rule declares get through (the schema has already
-    refused the rest); each value goes through its parameter's converter.
-    """
-    rule = LAYERS[layer]
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        param = rule.param_index[key]
-        out[key] = _CONVERTERS[param.convert](value)
-    return out
-
-
-def keras_layer(layer: str, config: Mapping[str, Any], name: str | None) -> Any:
-    """Instantiate the Keras layer for a spec ``layer`` node.
-
-    Args:
-        layer: a key of ``fusec.layers.LAYERS`` (the closed vocabulary).
-        config: the node's config, already validated.
-        name: the Keras layer name (the node id), or None for inner layers.
-
-    Returns:
-        A new, unbuilt ``keras.layers.Layer``.
-    """
-    import keras
-
-    cls = getattr(keras.layers, LAYERS[layer].name)
-    kwargs = keras_kwargs(layer, config)
-    if name is not None:
-        kwargs["name"] = name
-    return cls(**kwargs)
-
-
-def keras_merge(mode: str, config: Mapping[str, Any], name: str, sources: Sequence[str] = ()) -> Any:
-    """Instantiate the Keras layer for a spec ``merge`` node.
-
-    Args:
-        mode: a key of ``fusec.merges.MERGES``.
-        config: the node's config, already validated.
-        name: the Keras layer name (the node id).
-        sources: the input ids, in order; ``weighted`` records them so its
-            learned weights can be reported per input.
-
-    Returns:
-        A new Keras layer: a ``keras.layers`` merge, or a ``fusec.fusion`` one.
-    """
-    import keras
-
-    rule = MERGES[mode]
-    kwargs = dict(config)
-    if rule.keras in ("WeightedMerge", "GatedMerge"):
-        from . import fusion  # imports Keras: only reached when building
-
-        if mode == "weighted":
-            kwargs["input_ids"] = list(sources)
-        return fusion.MERGE_LAYERS[rule.keras](name=name, **kwargs)
-    return getattr(keras.layers, rule.keras)(name=name, **kwargs)
-
-
-def _merge_args(rule: MergeRule, refs: Sequence[Ref], args: list[Any]) -> list[Any]:
-    """Positional call arguments of a merge layer: the list, or one per slot in slot order."""
-    if rule.slots is None:
-        return [args]
-    named: dict[str, list[Any]] = {name: [] for name in rule.slots}
-    for ref, tensor in zip(refs, args, strict=True):
-        named[str(ref.slot[0])].append(tensor)
-    return [named[s] if kind == "list" else named[s][0] for s, kind in rule.slots.items()]
-
-
 def _optimizer(training: Mapping[str, Any]) -> Any:
     import keras
 
@@ -204,68 +121,99 @@ def build_model(checked: Checked, compile: bool = True) -> Any:
     return run_deep(lambda: _build(checked, compile), len(checked.order) + nested)
 
 
+class _Builder:
+    """One pass of the build stage: ``HANDLERS`` maps each node kind to the call that makes its tensor."""
+
+    def __init__(self, keras: Any, checked: Checked) -> None:
+        self.keras = keras
+        self.checked = checked
+        g = checked.graph
+        self.shared = {
+            sid: _named(keras_layer(s["layer"], s.get("config", {}), sid), s.get("trainable", True))
+            for sid, s in sorted(g.graph["shared"].items())
+        }
+        self.tensors: dict[str, Any] = {}
+        self.inputs: dict[str, Any] = {}
+
+    def tensor(self, ref: Ref) -> Any:
+        return _tensor(self.tensors, ref.source)
+
+    def _input(self, nid: str, spec: Mapping[str, Any], refs: Sequence[Ref]) -> None:
+        tensor = self.keras.Input(shape=tuple(spec["shape"]), dtype=spec.get("dtype", "float32"), name=nid)
+        self.tensors[nid] = self.inputs[nid] = tensor
+
+    def _merge(self, nid: str, spec: Mapping[str, Any], refs: Sequence[Ref]) -> None:
+        rule = MERGES[spec["merge"]]
+        layer = keras_merge(spec["merge"], spec.get("config", {}), nid, [r.source for r in refs])
+        self.tensors[nid] = layer(*merge_args(rule, merge_inputs(rule, refs, self.tensor)))
+
+    def _layer(self, nid: str, spec: Mapping[str, Any], refs: Sequence[Ref]) -> None:
+        layer = _named(keras_layer(spec["layer"], spec.get("config", {}), nid), spec.get("trainable", True))
+        _store(
+            self.tensors,
+            nid,
+            _call_layer(layer, LAYERS[spec["layer"]], layer_inputs(LAYERS[spec["layer"]], refs, self.tensor)),
+        )
+
+    def _shared(self, nid: str, spec: Mapping[str, Any], refs: Sequence[Ref]) -> None:
+        sid = spec["shared"]
+        rule = LAYERS[self.checked.graph.graph["shared"][sid]["layer"]]
+        _store(self.tensors, nid, _call_layer(self.shared[sid], rule, layer_inputs(rule, refs, self.tensor)))
+
+    def _model(self, nid: str, spec: Mapping[str, Any], refs: Sequence[Ref]) -> None:
+        self.tensors[nid] = _call_submodel(nid, spec, self.checked.shapes.models[nid], self.tensors)
+
+    HANDLERS: ClassVar[Mapping[str, Callable[[_Builder, str, Mapping[str, Any], Sequence[Ref]], None]]] = {
+        "input": _input,
+        "layer": _layer,
+        "shared": _shared,
+        "merge": _merge,
+        "model": _model,
+    }
+
+    def node(self, nid: str) -> None:
+        """Make one node's tensor; Keras's refusal becomes a BuildError at the node's path."""
+        attrs = self.checked.graph.nodes[nid]
+        try:
+            self.HANDLERS[attrs["kind"]](self, nid, attrs["spec"], attrs.get("refs", ()))
+        except RecursionError as exc:
+            raise BuildError.single(
+                attrs["path"],
+                f"Keras ran out of recursion depth building node `{nid}` "
+                f"of a graph of {len(self.checked.order):,} nodes",
+                "shorten the longest chain of layers",
+                "build",
+                self.checked.spec.file,
+            ) from exc
+        except Exception as exc:  # Keras raises ValueError, TypeError, tf errors...
+            raise BuildError.single(
+                attrs["path"], f"Keras refused node `{nid}`: {_first_line(exc)}", "", "build", self.checked.spec.file
+            ) from exc
+
+    def model(self) -> Any:
+        """The functional model, its inputs and outputs in the spec's order."""
+        outputs_spec = self.checked.graph.graph["outputs"]
+        outputs = _named_outputs(self.keras, outputs_spec, self.tensors)
+        return self.keras.Model(
+            inputs=[self.inputs[iid] for iid in self.checked.doc["inputs"]],
+            # One output as a dict: Keras's ``fit`` then takes its labels as a dict,
+            # a list or an array alike (a one-item list would refuse the dict); a
+            # dict of several would be sorted by name, hence the list.
+            outputs=outputs if len(outputs) > 1 else dict(zip(outputs_spec, outputs, strict=True)),
+            name=self.checked.name,
+        )
+
+
 def _build(checked: Checked, compile: bool) -> Any:
     from .tf import import_keras
 
     keras = import_keras()
-    doc = checked.doc
-    if "seed" in doc:
-        keras.utils.set_random_seed(int(doc["seed"]))
-    g = checked.graph
-    shared = {
-        sid: _named(keras_layer(s["layer"], s.get("config", {}), sid), s.get("trainable", True))
-        for sid, s in sorted(g.graph["shared"].items())
-    }
-    tensors: dict[str, Any] = {}
-    inputs: dict[str, Any] = {}
+    if "seed" in checked.doc:
+        keras.utils.set_random_seed(int(checked.doc["seed"]))
+    builder = _Builder(keras, checked)
     for nid in checked.order:
-        attrs = g.nodes[nid]
-        spec, kind = attrs["spec"], attrs["kind"]
-        try:
-            if kind == "input":
-                tensors[nid] = inputs[nid] = keras.Input(
-                    shape=tuple(spec["shape"]), dtype=spec.get("dtype", "float32"), name=nid
-                )
-                continue
-            args = [_tensor(tensors, r.source) for r in attrs["refs"]]
-            if kind == "merge":
-                refs = attrs["refs"]
-                layer = keras_merge(spec["merge"], spec.get("config", {}), nid, [r.source for r in refs])
-                tensors[nid] = layer(*_merge_args(MERGES[spec["merge"]], refs, args))
-            elif kind == "layer":
-                layer = _named(keras_layer(spec["layer"], spec.get("config", {}), nid), spec.get("trainable", True))
-                _store(tensors, nid, _call_layer(layer, LAYERS[spec["layer"]], attrs["refs"], tensors))
-            elif kind == "model":
-                tensors[nid] = _call_submodel(nid, spec, checked, tensors)
-            else:
-                sid = spec["shared"]
-                rule = LAYERS[g.graph["shared"][sid]["layer"]]
-                _store(tensors, nid, _call_layer(shared[sid], rule, attrs["refs"], tensors))
-        except RecursionError as exc:
-            raise BuildError.single(
-                attrs["path"],
-                f"Keras ran out of recursion depth building node `{nid}` of a graph of {len(checked.order):,} nodes",
-                "shorten the longest chain of layers",
-                "build",
-                checked.spec.file,
-            ) from exc
-        except Exception as exc:  # Keras raises ValueError, TypeError, tf errors...
-            raise BuildError.single(
-                attrs["path"],
-                f"Keras refused node `{nid}`: {_first_line(exc)}",
-                "",
-                "build",
-                checked.spec.file,
-            ) from exc
-    outputs = _named_outputs(keras, g.graph["outputs"], tensors)
-    model = keras.Model(
-        inputs=[inputs[iid] for iid in doc["inputs"]],
-        # One output as a dict: Keras's ``fit`` then takes its labels as a dict,
-        # a list or an array alike (a one-item list would refuse the dict); a
-        # dict of several would be sorted by name, hence the list.
-        outputs=outputs if len(outputs) > 1 else dict(zip(g.graph["outputs"], outputs, strict=True)),
-        name=checked.name,
-    )
+        builder.node(nid)
+    model = builder.model()
     if compile:
         compile_model(model, checked)
     return model
@@ -312,25 +260,21 @@ def _store(tensors: dict[str, Any], nid: str, out: Any) -> None:
     tensors[nid] = out
 
 
-def _call_layer(layer: Any, rule: Any, refs: Any, tensors: Mapping[str, Any]) -> Any:
-    """Call a layer on its input, or on its named inputs (attention layers)."""
+def _call_layer(layer: Any, rule: Any, given: Any) -> Any:
+    """Call a layer on its bound input (``binding.layer_inputs``): one tensor, or named ones (attention)."""
     if not rule.slots:
-        return layer(_tensor(tensors, refs[0].source))
-    if len(refs) == 1 and refs[0].slot == ():
-        given = dict.fromkeys(rule.required_slots, _tensor(tensors, refs[0].source))
-    else:
-        given = {str(r.slot[0]): _tensor(tensors, r.source) for r in refs}
+        return layer(given)
     if rule.call_style == "list":
         return layer([given[s] for s in rule.slots if s in given])
     return layer(**given)
 
 
-def _call_submodel(nid: str, spec: Mapping[str, Any], checked: Checked, tensors: Mapping[str, Any]) -> Any:
-    """Load a ``model`` node's sub-model and call it on its inputs."""
-    from ..static.archive import load_submodel
+def _call_submodel(nid: str, spec: Mapping[str, Any], call: ModelCall, tensors: Mapping[str, Any]) -> Any:
+    """Load a ``model`` node's sub-model (a nested spec is built from its own check) and call it on its inputs."""
+    from .submodel import load_submodel
 
-    sub, chosen, mapping, ctx = checked.graph.graph["submodels"][nid]
-    model = load_submodel(spec, sub, ctx, nid)
+    sub, chosen, mapping = call.sub, call.output, call.inputs
+    model = load_submodel(spec, sub, call.context, nid, lambda nested: build_model(nested, compile=False))
     if isinstance(model.input, dict):
         arg: Any = {name: _tensor(tensors, src) for name, src in mapping.items()}
     elif len(mapping) == 1:
@@ -354,8 +298,6 @@ def compile_model(model: Any, checked: Checked) -> None:
     spec's order; each loss or metric is a name (Keras resolves it) or, when
     the spec gives arguments, an instance of its Keras class (``losses.py``).
     """
-    from ..vocab.losses import keras_objective
-
     outs = checked.doc["outputs"]
     trained = {name: o for name, o in outs.items() if o.get("loss")}
     losses = {name: keras_objective("loss", o["loss"]) for name, o in trained.items()}

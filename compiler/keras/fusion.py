@@ -6,17 +6,21 @@ uses them saves to ``.keras``, exports as a SavedModel and reloads with
 merge as one stacked tensor operation: the inputs are stacked once and mixed
 by a single contraction, never by a Python loop of layers.
 
-Importing this module imports Keras and TensorFlow; only ``build`` (and code
-that loads compiled models) imports it, so ``fusec check`` stays free of them.
+A merge whose rule names ``keras_home="fusec.keras.fusion"`` is built from
+the class of that name here (``fusec.keras.layers.keras_class``): a new merge
+that Keras has no layer for adds its class here and its entry in
+``vocab/merges.py``, nothing else.
+
+Importing this module imports Keras and TensorFlow; only the layer factory
+(and code that loads compiled models) imports it, so ``fusec check`` stays
+free of them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from ..errors import FusecError, did_you_mean, quote_names
 from .tf import import_keras
 
 keras = import_keras()
@@ -181,68 +185,3 @@ class GatedMerge(_Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "softmax": self.softmax, "top_k": self.top_k, "epsilon": self.epsilon}
-
-
-MERGE_LAYERS = {"WeightedMerge": WeightedMerge, "GatedMerge": GatedMerge}
-
-
-def _iter_layers(model: Any) -> Any:
-    for layer in model.layers:
-        yield layer
-        if hasattr(layer, "layers"):  # a nested model
-            yield from _iter_layers(layer)
-
-
-def load_keras(path: str | Path) -> Any:
-    """Load the ``.keras`` archive of a compiled output folder (or a ``.keras`` file), for inference.
-
-    ``fusec.load_model`` without the training configuration: see there.
-    """
-    from .. import load_model
-
-    return load_model(path, compile=False)
-
-
-def learned_weights(model: Any, node: str | None = None) -> dict[str, dict[str, float | list[float]]]:
-    """The normalised weights of every ``weighted`` merge, keyed by node id, then input id.
-
-    Args:
-        model: a ``keras.Model`` built by fusec, or a compiled output folder or
-            ``.keras`` file (loaded with ``load_keras``).
-        node: only this merge node.
-
-    Returns:
-        ``{node_id: {input_id: weight}}``: a float per input, or a list of F
-        floats with ``per_feature``. A repeated input gets ``id#2``, ``id#3``...
-
-    Raises:
-        FusecError: ``node`` is not a weighted merge of the model, or no
-            archive was found.
-
-    Example:
-        >>> learned_weights("out/late_fusion_weighted")  # doctest: +SKIP
-        {'fuse': {'image_probs': 0.62, 'text_probs': 0.38}}
-    """
-    if isinstance(model, (str, Path)):
-        model = load_keras(model)
-    merges = {layer.name: layer for layer in _iter_layers(model) if isinstance(layer, WeightedMerge)}
-    if node is not None:
-        if node not in merges:
-            near = did_you_mean(node, list(merges))
-            hint = f"did you mean `{near[0]}`?" if near else f"weighted merges: {quote_names(sorted(merges))}"
-            raise FusecError.single((), f"the model has no weighted merge `{node}`", hint, "reference")
-        merges = {node: merges[node]}
-    out: dict[str, dict[str, float | list[float]]] = {}
-    for name, layer in merges.items():
-        weights = keras.ops.convert_to_numpy(layer.normalized_weights())
-        ids = layer.input_ids or [f"input_{i}" for i in range(weights.shape[0])]
-        per_input: dict[str, float | list[float]] = {}
-        for i, iid in enumerate(ids):
-            key, k = iid, 1
-            while key in per_input:
-                k += 1
-                key = f"{iid}#{k}"
-            row = weights[i]
-            per_input[key] = [float(v) for v in row] if layer.per_feature else float(row)
-        out[name] = per_input
-    return out

@@ -21,11 +21,11 @@ import shutil
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import FusecError
 from ..spec.graph import ref_node
 from ..static.check import Checked
-from ..static.shapes import output_shape
 from .style import (
     CLUSTER,
     FONT,
@@ -113,7 +113,7 @@ def _instances(checked: Checked) -> dict[Scope, tuple[str, int, int]]:
 
 def _frames(checked: Checked, drawing: _Drawing) -> None:
     """The label and outline of every block instance frame; tied (shared-weight) blocks in colour."""
-    defs = checked.doc.get("blocks", {}) if isinstance(checked.doc, Mapping) else {}
+    defs = checked.spec.doc.get("blocks", {}) if isinstance(checked.spec.doc, Mapping) else {}  # as written
     instances = _instances(checked)
     tied = sorted({b for b, _, _ in instances.values() if (defs.get(b) or {}).get("shared_weights")})
     for path, (block, k, n) in instances.items():
@@ -170,7 +170,6 @@ def _diagram(checked: Checked, rankdir: str, collapse: bool, depth: int | None) 
         raise ValueError(f"rankdir must be TB or LR, not {rankdir!r}")
     if depth is not None and depth < 0:
         raise ValueError("depth must be 0 or more")
-    g = checked.graph
     calls: dict[str, int] = {}
     for nid in checked.order:
         sid = checked.info[nid].shared
@@ -178,7 +177,25 @@ def _diagram(checked: Checked, rankdir: str, collapse: bool, depth: int | None) 
             calls[sid] = calls.get(sid, 0) + 1
     scopes = _scopes(checked, 0 if collapse else depth)
     drawing = _Drawing()
-    rep: dict[str, str] = {}  # node id -> the DOT node that draws it
+    rep = _draw_nodes(checked, scopes, calls, drawing)
+    _frames(checked, drawing)
+    large = len(rep) > LARGE
+    key = "xlabel" if large else "label"  # an xlabel is placed after layout: no extra ranks to lay out
+    drawing.notes["0"] = "node: id / op / key config / output shape · parameters"
+    drawing.notes["1"] = "edge label: the tensor's shape (None = batch axis or unknown size)"
+    _draw_edges(checked, rep, key, drawing)
+    if not large:
+        _draw_ties(checked, scopes, calls, rep, drawing)
+    outputs = checked.doc.get("outputs", {}) if isinstance(checked.doc, Mapping) else {}
+    for i, (name, ref) in enumerate(checked.graph.graph["outputs"].items()):
+        drawing.add_node((), f"o{i}", OUTPUT, output_label(name, outputs.get(name) or {}))
+        drawing.edges.append(f"{rep[ref_node(ref.source)]} -> o{i} [{key}=<{_ref_shape(checked, ref.source)}>];")
+    return _emit(checked, drawing, rankdir, large), large
+
+
+def _draw_nodes(checked: Checked, scopes: Any, calls: Mapping[str, int], drawing: _Drawing) -> dict[str, str]:
+    """Every node drawn, or folded into its block instance's box; returns node id -> the DOT node drawing it."""
+    rep: dict[str, str] = {}
     folded: dict[Scope, list[str]] = {}  # folded instance -> its node ids
     for i, nid in enumerate(checked.order):
         cluster, block = scopes[nid]
@@ -200,15 +217,14 @@ def _diagram(checked: Checked, rankdir: str, collapse: bool, depth: int | None) 
             esc(params_text(params, 0)),
         ]
         drawing.add_node(path[:-1], rep[members[0]], CLUSTER, table(rows))
-    _frames(checked, drawing)
+    return rep
 
-    large = len(rep) > LARGE
-    key = "xlabel" if large else "label"  # an xlabel is placed after layout: no extra ranks to lay out
-    drawing.notes["0"] = "node: id / op / key config / output shape · parameters"
-    drawing.notes["1"] = "edge label: the tensor's shape (None = batch axis or unknown size)"
+
+def _draw_edges(checked: Checked, rep: Mapping[str, str], key: str, drawing: _Drawing) -> None:
+    """One edge per reference (once between folded boxes), labelled with its shape."""
     seen: set[tuple[str, str, str]] = set()
     for nid in checked.order:
-        attrs = g.nodes[nid]
+        attrs = checked.graph.nodes[nid]
         mode = attrs["spec"].get("merge") if attrs["kind"] == "merge" else None
         for ref in attrs["refs"]:
             src, dst = rep[ref_node(ref.source)], rep[nid]
@@ -224,19 +240,19 @@ def _diagram(checked: Checked, rankdir: str, collapse: bool, depth: int | None) 
                 extra = f', penwidth=2, color="{colour}", fontcolor="{colour}"'
                 drawing.notes["4"] = "bold coloured edge: a merge's control input (the gate of a gated merge)"
             drawing.edges.append(f"{src} -> {dst} [{key}={label}{extra}];")
-    if not large:
-        for sid in sorted(calls):
-            sites = [n for n in checked.order if checked.info[n].shared == sid and scopes[n][1] is None]
-            colour = shared_look(sorted(calls).index(sid), sid, False).border
-            tie = f'style=dotted, dir=none, constraint=false, penwidth=2, color="{colour}"'
-            for a, b in itertools.pairwise(sites):
-                drawing.notes["3"] = "dotted line: calls of one shared layer, in call order (same weights)"
-                drawing.edges.append(f"{rep[a]} -> {rep[b]} [{tie}];")
-    outputs = checked.doc.get("outputs", {}) if isinstance(checked.doc, Mapping) else {}
-    for i, (name, ref) in enumerate(g.graph["outputs"].items()):
-        drawing.add_node((), f"o{i}", OUTPUT, output_label(name, outputs.get(name) or {}))
-        drawing.edges.append(f"{rep[ref_node(ref.source)]} -> o{i} [{key}=<{_ref_shape(checked, ref.source)}>];")
-    return _emit(checked, drawing, rankdir, large), large
+
+
+def _draw_ties(
+    checked: Checked, scopes: Any, calls: Mapping[str, int], rep: Mapping[str, str], drawing: _Drawing
+) -> None:
+    """A dotted line through the drawn calls of each shared layer, in call order."""
+    for sid in sorted(calls):
+        sites = [n for n in checked.order if checked.info[n].shared == sid and scopes[n][1] is None]
+        colour = shared_look(sorted(calls).index(sid), sid, False).border
+        tie = f'style=dotted, dir=none, constraint=false, penwidth=2, color="{colour}"'
+        for a, b in itertools.pairwise(sites):
+            drawing.notes["3"] = "dotted line: calls of one shared layer, in call order (same weights)"
+            drawing.edges.append(f"{rep[a]} -> {rep[b]} [{tie}];")
 
 
 def _ref_shape(checked: Checked, source: str) -> str:
@@ -246,7 +262,7 @@ def _ref_shape(checked: Checked, source: str) -> str:
     ``lstm.0`` are its first output.
     """
     info = checked.info.get(source)
-    shape = esc(fmt_dims(info.shape if info is not None else output_shape(checked.info, checked.graph, source)))
+    shape = esc(fmt_dims(info.shape if info is not None else checked.shapes.of(source)))
     _, dot, port = source.partition(".")
     return f".{esc(port)} {shape}" if dot else shape
 

@@ -21,7 +21,7 @@ from ..static.shapes import NodeInfo
 from ..vocab.layers import LAYERS
 from ..vocab.losses import objective_text
 from ..vocab.merges import MERGES
-from ..vocab.rule import Param
+from ..vocab.rule import MergeLook, Param
 
 FONT = "Helvetica"
 
@@ -147,23 +147,20 @@ CLUSTER = Look("block instance (folded)", "box3d", "#fff7bc", "filled", "#8c6d31
 SUBMODEL = Look("sub-model (model node)", "component", "#deebf7", "filled", "#3f5f8f")
 SUBMODEL_FROZEN = Look("frozen sub-model", "component", "#e0e0e0", "filled,dashed", "#888888")
 
-#: One look per merge mode: a distinct shape, colour and glyph each.
-MERGE_LOOKS: Mapping[str, Look] = {
-    "concat": Look("concat", "invtrapezium", "#fdd0a2", border="#d94801", glyph="‖"),
-    "add": Look("add", "octagon", "#c6dbef", border="#2171b5", glyph="⊕"),
-    "subtract": Look("subtract", "hexagon", "#f6e8c3", border="#8c510a", glyph="⊖"),
-    "multiply": Look("multiply", "doubleoctagon", "#fcbba1", border="#cb181d", glyph="⊗"),
-    "average": Look("average", "septagon", "#d4b9da", border="#7a0177", glyph="μ"),
-    "maximum": Look("maximum", "house", "#fee391", border="#cc4c02", glyph="▲", margin="0.1,0.12"),
-    "minimum": Look("minimum", "invhouse", "#bfd3e6", border="#4d6a8a", glyph="▼", margin="0.1,0.12"),
-    "dot": Look("dot", "Msquare", "#c7eae5", border="#01665e", glyph="⊙"),
-    "weighted": Look("weighted", "trapezium", "#fbb4c4", border="#ae017e", glyph="Σw", margin="0,0"),
-    "gated": Look("gated", "cds", "#e6f598", "filled,bold", "#4d7c0f", glyph="⋈", margin="0.2,0.1"),
-}
-#: Merge modes added later get this look until they are given their own.
+#: Merge modes without a look of their own (``MergeRule.look``) get this one.
 MERGE_DEFAULT = Look("merge", "parallelogram", "#f0f0f0", border="#525252", glyph="⊛")
-#: Merges whose result depends on the order of their inputs: edges get #1, #2...
-ORDERED_MERGES = frozenset({"concat", "subtract", "dot"})
+
+
+def _merge_look(mode: str, look: MergeLook) -> Look:
+    return Look(mode, look.shape, look.fill, look.style, look.border, look.glyph, margin=look.margin)
+
+
+#: One look per merge mode, from its rule (``vocab/merges.py``): a distinct shape, colour and glyph each.
+MERGE_LOOKS: Mapping[str, Look] = {
+    mode: _merge_look(mode, rule.look) for mode, rule in MERGES.items() if rule.look is not None
+}
+#: Merges whose result depends on the order of their inputs (``ordered_inputs``): edges get #1, #2...
+ORDERED_MERGES = frozenset(mode for mode, rule in MERGES.items() if rule.ordered_inputs)
 
 #: Shared layers take these (fill, line) pairs in order of their sorted ids (then repeat).
 SHARED_PALETTE = (
@@ -183,6 +180,7 @@ MAX_KEYS = 5
 
 
 def merge_look(mode: str) -> Look:
+    """The look of a merge node of ``mode`` (MERGE_DEFAULT for a mode without one)."""
     return MERGE_LOOKS.get(mode, MERGE_DEFAULT)
 
 
@@ -320,6 +318,73 @@ def layer_rows(layer: Mapping[str, Any]) -> tuple[str, str]:
     return esc(op), key_config(layer.get("config") or {}, keys, params)
 
 
+@dataclass(frozen=True)
+class _Node:
+    """What every node-kind handler reads: the node, its inferred info, its shape text."""
+
+    info: NodeInfo
+    spec: Mapping[str, Any]
+    shape: str  # escaped
+    shared: Mapping[str, Any]
+    calls: Mapping[str, int]
+
+    @property
+    def frozen(self) -> bool:
+        return self.spec.get("trainable", True) is False
+
+
+def _input_rows(n: _Node) -> tuple[Look, list[str]]:
+    return INPUT, [f"input · {esc(n.info.op)}", n.shape]
+
+
+def _merge_rows(n: _Node) -> tuple[Look, list[str]]:
+    mode = str(n.spec.get("merge", n.info.op))
+    look = merge_look(mode)
+    rule = MERGES.get(mode)
+    keys = key_config(n.spec.get("config") or {}, rule.summary_keys if rule else (), rule.param_index if rule else {})
+    params = params_text(n.info.trainable, n.info.non_trainable)
+    return look, [f"<B>{esc(look.glyph)} {esc(mode)}</B>", small(keys), " · ".join(x for x in (n.shape, params) if x)]
+
+
+def _shared_rows(n: _Node) -> tuple[Look, list[str]]:
+    sid = str(n.info.shared)
+    layer = n.shared[sid]
+    op, keys = layer_rows(layer)
+    frozen = layer.get("trainable", True) is False
+    count = n.calls[sid]
+    look = shared_look(sorted(n.calls).index(sid), f"shared {sid} ×{count}", frozen)
+    info = n.info
+    weights = params_text(info.trainable, info.non_trainable, frozen) if info.call == 1 else "weights of call 1"
+    return look, [
+        f"<B>{esc(sid)} ×{count}: call {info.call}</B>",
+        f"shared {op}" + (" · frozen" if frozen else ""),
+        small(keys),
+        " · ".join(x for x in (n.shape, esc(weights)) if x),
+    ]
+
+
+def _model_rows(n: _Node) -> tuple[Look, list[str]]:
+    params = params_text(n.info.trainable, n.info.non_trainable, n.frozen)
+    return (SUBMODEL_FROZEN if n.frozen else SUBMODEL), [
+        f"model · {esc(n.info.op)}" + (" · frozen" if n.frozen else ""),
+        " · ".join(x for x in (n.shape, params) if x),
+    ]
+
+
+def _layer_rows(n: _Node) -> tuple[Look, list[str]]:
+    op, keys = layer_rows(n.spec)
+    params = params_text(n.info.trainable, n.info.non_trainable, n.frozen)
+    return (FROZEN if n.frozen else LAYER), [
+        op + (" · frozen" if n.frozen else ""),
+        small(keys),
+        " · ".join(x for x in (n.shape, params) if x),
+    ]
+
+
+#: How each kind of node is drawn (a ``layer`` node by default).
+_NODE_ROWS = {"input": _input_rows, "merge": _merge_rows, "shared": _shared_rows, "model": _model_rows}
+
+
 def node_label(
     name: str, info: NodeInfo, spec: Mapping[str, Any], shared: Mapping[str, Any], calls: Mapping[str, int]
 ) -> tuple[Look, str]:
@@ -335,49 +400,9 @@ def node_label(
     Returns:
         (look, HTML-like label) with every user string escaped.
     """
-    shape = esc(fmt_dims(info.shape))
-    rows = [f"<B>{esc(name)}</B>"]
-    if info.kind == "input":
-        rows += [f"input · {esc(info.op)}", shape]
-        return INPUT, table(rows + doc_rows(spec))
-    if info.kind == "merge":
-        mode = str(spec.get("merge", info.op))
-        look = merge_look(mode)
-        rule = MERGES.get(mode)
-        keys = key_config(spec.get("config") or {}, rule.summary_keys if rule else (), rule.param_index if rule else {})
-        params = params_text(info.trainable, info.non_trainable)
-        rows += [
-            f"<B>{esc(look.glyph)} {esc(mode)}</B>",
-            small(keys),
-            " · ".join(x for x in (shape, params) if x),
-        ]
-        return look, table(rows + doc_rows(spec))
-    if info.kind == "shared":
-        sid = str(info.shared)
-        layer = shared[sid]
-        op, keys = layer_rows(layer)
-        frozen = layer.get("trainable", True) is False
-        look = shared_look(sorted(calls).index(sid), f"shared {sid} ×{calls[sid]}", frozen)
-        weights = params_text(info.trainable, info.non_trainable, frozen) if info.call == 1 else "weights of call 1"
-        rows += [
-            f"<B>{esc(sid)} ×{calls[sid]}: call {info.call}</B>",
-            f"shared {op}" + (" · frozen" if frozen else ""),
-            small(keys),
-            " · ".join(x for x in (shape, esc(weights)) if x),
-        ]
-        return look, table(rows + doc_rows(spec))
-    frozen = spec.get("trainable", True) is False
-    if info.kind == "model":
-        params = params_text(info.trainable, info.non_trainable, frozen)
-        rows += [
-            f"model · {esc(info.op)}" + (" · frozen" if frozen else ""),
-            " · ".join(x for x in (shape, params) if x),
-        ]
-        return (SUBMODEL_FROZEN if frozen else SUBMODEL), table(rows + doc_rows(spec))
-    op, keys = layer_rows(spec)
-    params = params_text(info.trainable, info.non_trainable, frozen)
-    rows += [op + (" · frozen" if frozen else ""), small(keys), " · ".join(x for x in (shape, params) if x)]
-    return (FROZEN if frozen else LAYER), table(rows + doc_rows(spec))
+    node = _Node(info, spec, esc(fmt_dims(info.shape)), shared, calls)
+    look, rows = _NODE_ROWS.get(info.kind, _layer_rows)(node)
+    return look, table([f"<B>{esc(name)}</B>", *rows, *doc_rows(spec)])
 
 
 def edge_label(ref: Ref, shape: str, mode: str | None) -> str:

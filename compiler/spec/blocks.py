@@ -21,10 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import GraphError, NameIndex, PathPart, Problem, did_you_mean, quote_names
-from .graph import BROKEN, flat_refs
+from .ports import MAX_DEPTH, SEP, BlockPorts, port_problem
+from .refs import BROKEN, flat_refs
 
-SEP = "__"
-MAX_DEPTH = 16
 MAX_NODES = 20_000  # nodes after expansion: blocks of blocks multiply, so a short spec can ask for billions
 
 
@@ -56,29 +55,19 @@ class Expansion:
     problems: list[Problem] = field(default_factory=list)
 
 
-class _Expander:
+class _Expander(BlockPorts):
+    """Expands the instances of one spec, collecting the flat doc and every problem."""
+
     def __init__(self, doc: Mapping[str, Any]) -> None:
-        self.blocks: Mapping[str, Any] = doc.get("blocks", {})
+        super().__init__(doc.get("blocks", {}))
         self.out = Expansion({k: copy.deepcopy(v) for k, v in doc.items() if k not in ("blocks", "nodes")})
         self.out.doc["nodes"] = {}
         self.out.doc.setdefault("shared", {})
-        self.problems: list[Problem] = []
         self.user_shared = set(self.out.doc["shared"])
-        # block name -> {output name: id relative to an instance's prefix}
-        self._ports: dict[str, dict[str, str]] = {}
-        self._port_names: dict[str, NameIndex] = {}
-        self._instance_names: dict[int, tuple[dict[str, str], NameIndex]] = {}
         self._sizes: dict[str, int] = {}
         self._outputs_checked: set[str] = set()
         self._node_names: dict[str, NameIndex] = {}
         self.block_names = NameIndex(self.blocks)
-
-    def ports_index(self, ports: dict[str, str]) -> NameIndex:
-        """The port names of one instance, indexed once however many references miss them."""
-        cached = self._instance_names.get(id(ports))
-        if cached is None or cached[0] is not ports:
-            cached = self._instance_names[id(ports)] = (ports, NameIndex(ports))
-        return cached[1]
 
     def node_names(self, block: str) -> NameIndex:
         """The node ids of block ``block``, indexed once for suggestions."""
@@ -87,21 +76,6 @@ class _Expander:
         return self._node_names[block]
 
     # -- references -------------------------------------------------------
-
-    def resolve(self, ref: str, env: Mapping[str, str], outputs: Mapping[str, dict[str, str]]) -> str | None:
-        """Map a reference written in some scope to a flat id (None when unknown)."""
-        if ref in env:
-            return env[ref]
-        inst, _, port = ref.partition(".")
-        if inst in outputs:
-            ports = outputs[inst]
-            if port:
-                return ports.get(port)
-            if len(ports) == 1:
-                return next(iter(ports.values()))
-        if port and inst in env:
-            return f"{env[inst]}.{port}"  # output `port` of a multi-output node (an RNN's state)
-        return None
 
     def rewrite_inputs(
         self,
@@ -117,7 +91,7 @@ class _Expander:
                 return flat
             inst, _, port = ref.partition(".")
             if outputs.get(inst):
-                self.problems.append(_port_problem(path, inst, port, self.ports_index(outputs[inst])))
+                self.problems.append(port_problem(path, inst, port, self.ports_index(outputs[inst])))
             elif ref not in env:
                 names = valid.index
                 near = names.near(ref)
@@ -188,11 +162,6 @@ class _Expander:
                 self.out.scopes[local[nid]] = scope
         return outputs
 
-    def expandable(self, node: Mapping[str, Any]) -> bool:
-        """Whether ``node`` is an instance of a known block whose definition passed the schema."""
-        block = self.blocks.get(node["block"]) if "block" in node else None
-        return block is not None and BROKEN not in block
-
     def placeholder(self, flat: str, inputs: Any, path: tuple[PathPart, ...], scope: Any) -> None:
         """A ``broken`` node standing for an instance (or one of its ports) that was not expanded."""
         if flat not in self.out.doc["nodes"]:
@@ -220,42 +189,6 @@ class _Expander:
         self._sizes[name] = min(total, MAX_NODES + 1)
         return self._sizes[name]
 
-    def instance_ports(self, name: str, prefix: str) -> dict[str, str]:
-        """Each output port of an instance of block ``name``, as a flat node id."""
-        return {port: f"{prefix}{rel}" for port, rel in self.block_ports(name, ()).items()}
-
-    def block_ports(self, name: str, stack: tuple[str, ...]) -> dict[str, str]:
-        """Each output port of block ``name`` as an id relative to an instance's prefix.
-
-        Computed once per block: a block's ports name ports of inner
-        instances, and resolving them again for every port of every level
-        made nested re-exports exponential (4 ports, 12 levels: a minute).
-        A port that names an inner node's output ``node.N`` keeps the ``.N``.
-        """
-        cached = self._ports.get(name)
-        if cached is not None:
-            return cached
-        block = self.blocks.get(name)
-        if block is None or BROKEN in block or name in stack or len(stack) > MAX_DEPTH:
-            return {}
-        ports = {}
-        for port, ref in block["outputs"].items():
-            inner, _, sub = ref.partition(".")
-            node = block["nodes"].get(inner)
-            target = None
-            if node is not None and self.expandable(node):
-                subports = self.block_ports(node["block"], (*stack, name))
-                if sub:
-                    target = subports.get(sub)
-                elif len(subports) == 1:
-                    target = next(iter(subports.values()))
-                target = f"{inner}{SEP}{target}" if target is not None else None
-            elif sub and node is not None and "block" not in node:
-                target = f"{inner}.{sub}"
-            ports[port] = target or inner
-        self._ports[name] = ports
-        return ports
-
     def instantiate(
         self,
         nid: str,
@@ -269,37 +202,56 @@ class _Expander:
         stack: tuple[str, ...],
         valid: _LazyNames,
     ) -> None:
+        """Expand one instance of a block into the flat doc, or a placeholder where it cannot be."""
         name = node["block"]
-        block = self.blocks.get(name)
+        block: Any = self.blocks.get(name)  # None when unknown: the first refusal
+        refusal = _refusal(self, name, block, path, stack)
+        given = self.bound_inputs(name, block, node["inputs"], path) if refusal is None else None
+        if given is None:
+            self.problems.extend(refusal or [])
+            self.give_up(nid, node, env, outputs, (prefix, path, scope), valid)
+            return
+        inner_env: dict[str, str] = {}
+        for port, ref in given.items():
+            if port in block["inputs"] and isinstance(ref, str):
+                inner_env[port] = self.rewrite_inputs(ref, env, outputs, (*path, "inputs", port), valid)
+        if shared_as is not None:
+            inner_shared: str | None = f"{shared_as}{nid}{SEP}"
+        elif block.get("shared_weights", False):
+            inner_shared = f"{name}{SEP}"
+        else:
+            inner_shared = None
+        inner_scope = (*scope, (f"{prefix}{nid}", name))
+        nodes_path: tuple[PathPart, ...] = ("blocks", name, "nodes")
+        self.emit(
+            block["nodes"], inner_env, f"{prefix}{nid}{SEP}", nodes_path, inner_scope, inner_shared, (*stack, name)
+        )
+        self.check_outputs(name, block)
+
+    def give_up(
+        self,
+        nid: str,
+        node: Mapping[str, Any],
+        env: Mapping[str, str],
+        outputs: Mapping[str, dict[str, str]],
+        where: tuple[str, tuple[PathPart, ...], tuple[tuple[str, str], ...]],
+        valid: _LazyNames,
+    ) -> None:
+        """Stand-ins for an instance that is not expanded, and for its ports, fed by what it was given.
+
+        References to them resolve, and the nodes around are still checked.
+        """
+        prefix, path, scope = where
         flat_id = f"{prefix}{nid}"
+        refs = flat_refs(node.get("inputs"))
+        given = self.rewrite_inputs(refs, env, outputs, (*path, "inputs"), valid) if refs else []
+        self.placeholder(flat_id, given, path, scope)
+        for port in outputs.get(nid, {}).values():
+            self.placeholder(port.partition(".")[0], [flat_id], path, scope)
 
-        def give_up() -> None:
-            # Stand-ins for the instance and its ports, fed by what it was given:
-            # references to them resolve, and the nodes around are still checked.
-            refs = flat_refs(node.get("inputs"))
-            given = self.rewrite_inputs(refs, env, outputs, (*path, "inputs"), valid) if refs else []
-            self.placeholder(flat_id, given, path, scope)
-            for port in outputs.get(nid, {}).values():
-                self.placeholder(port.partition(".")[0], [flat_id], path, scope)
-
-        if block is None:
-            near = self.block_names.near(name)
-            hint = f"did you mean `{near[0]}`?" if near else f"defined blocks: {quote_names(self.block_names.names)}"
-            self.problems.append(Problem((*path, "block"), f"no block named `{name}`", hint, "reference"))
-            return give_up()
-        if BROKEN in block:
-            return give_up()  # its definition's schema problems are reported already
-        if name in stack:
-            chain = " -> ".join((*stack[stack.index(name) :], name))
-            self.problems.append(
-                Problem((*path, "block"), f"block cycle: {chain}", "a block cannot contain itself", "cycle")
-            )
-            return give_up()
-        if len(stack) >= MAX_DEPTH:
-            self.problems.append(Problem(path, f"blocks nest deeper than {MAX_DEPTH} levels", "", "depth"))
-            return give_up()
+    def bound_inputs(self, name: str, block: Any, given: Any, path: tuple[PathPart, ...]) -> dict[str, Any] | None:
+        """An instance's inputs by the block's input name; None (and the problems) when one is missing."""
         wanted = list(block["inputs"])
-        given = node["inputs"]
         if isinstance(given, str) and len(wanted) == 1:
             given = {wanted[0]: given}
         if not isinstance(given, dict):
@@ -311,7 +263,7 @@ class _Expander:
                     "arity",
                 )
             )
-            return give_up()
+            return None
         for extra in sorted(set(given) - set(wanted)):
             near = did_you_mean(extra, wanted)
             self.problems.append(
@@ -324,37 +276,13 @@ class _Expander:
             )
         missing = [w for w in wanted if w not in given]
         for port in missing:
-            self.problems.append(
-                Problem(
-                    (*path, "inputs"),
-                    f"block `{name}` needs input `{port}`",
-                    f"its inputs: {quote_names(wanted)}",
-                    "arity",
-                )
-            )
-        if missing:
-            return give_up()  # expanding it would report every use of the missing input again
-        inner_env: dict[str, str] = {}
-        for port, ref in given.items():
-            if port in wanted and isinstance(ref, str):
-                inner_env[port] = self.rewrite_inputs(ref, env, outputs, (*path, "inputs", port), valid)
-        inner_prefix = f"{prefix}{nid}{SEP}"
-        if shared_as is not None:
-            inner_shared: str | None = f"{shared_as}{nid}{SEP}"
-        elif block.get("shared_weights", False):
-            inner_shared = f"{name}{SEP}"
-        else:
-            inner_shared = None
-        block_path: tuple[PathPart, ...] = ("blocks", name, "nodes")
-        self.emit(
-            block["nodes"],
-            inner_env,
-            inner_prefix,
-            block_path,
-            (*scope, (f"{prefix}{nid}", name)),
-            inner_shared,
-            (*stack, name),
-        )
+            message = f"block `{name}` needs input `{port}`"
+            self.problems.append(Problem((*path, "inputs"), message, f"its inputs: {quote_names(wanted)}", "arity"))
+        # Expanding an instance with a missing input would report every use of that input again.
+        return None if missing else given
+
+    def check_outputs(self, name: str, block: Any) -> None:
+        """Each output of block ``name`` names one of its nodes (and a port of an inner instance): once per block."""
         if name in self._outputs_checked:
             return
         self._outputs_checked.add(name)
@@ -374,28 +302,49 @@ class _Expander:
                     )
                 )
 
-    def check_port(self, name: str, port: str, inner: str, sub: str, inner_block: str) -> None:
-        """A block output ``inner.sub`` naming an inner instance must name one of its ports."""
-        found = self.block_ports(inner_block, ())
-        if not found or (sub in found) or (not sub and len(found) == 1):
-            return
-        if inner_block not in self._port_names:
-            self._port_names[inner_block] = NameIndex(found)
-        ports = self._port_names[inner_block]
-        where = ("blocks", name, "outputs", port)
-        if not sub:
-            hint = "name one: " + quote_names([f"{inner}.{p}" for p in ports.names[:12]], 3)
-            message = (
-                f"block `{name}` output `{port}` names `{inner}`, "
-                f"an instance of `{inner_block}` with {len(ports.names)} outputs"
-            )
-        else:
-            near = ports.near(sub)
-            hint = f"did you mean `{inner}.{near[0]}`?" if near else f"its outputs: {quote_names(ports.names)}"
-            message = (
-                f"block `{name}` output `{port}` names `{inner}.{sub}`, but block `{inner_block}` has no output `{sub}`"
-            )
-        self.problems.append(Problem(where, message, hint, "reference"))
+
+Path = tuple[PathPart, ...]
+Refusal = Callable[[_Expander, str, Any, Path, tuple[str, ...]], "list[Problem] | None"]
+
+
+def _unknown_block(
+    ex: _Expander, name: str, block: Any, path: tuple[PathPart, ...], stack: Any
+) -> list[Problem] | None:
+    if block is not None:
+        return None
+    near = ex.block_names.near(name)
+    hint = f"did you mean `{near[0]}`?" if near else f"defined blocks: {quote_names(ex.block_names.names)}"
+    return [Problem((*path, "block"), f"no block named `{name}`", hint, "reference")]
+
+
+def _broken_block(ex: _Expander, name: str, block: Any, path: Any, stack: Any) -> list[Problem] | None:
+    return [] if BROKEN in block else None  # its definition's schema problems are reported already
+
+
+def _block_cycle(ex: _Expander, name: str, block: Any, path: Path, stack: Any) -> list[Problem] | None:
+    if name not in stack:
+        return None
+    chain = " -> ".join((*stack[stack.index(name) :], name))
+    return [Problem((*path, "block"), f"block cycle: {chain}", "a block cannot contain itself", "cycle")]
+
+
+def _too_deep(ex: _Expander, name: str, block: Any, path: Path, stack: Any) -> list[Problem] | None:
+    if len(stack) < MAX_DEPTH:
+        return None
+    return [Problem(path, f"blocks nest deeper than {MAX_DEPTH} levels", "", "depth")]
+
+
+#: Why an instance is not expanded, asked in order: each gives None (no objection) or the problems to report.
+_REFUSALS: tuple[Refusal, ...] = (_unknown_block, _broken_block, _block_cycle, _too_deep)
+
+
+def _refusal(ex: _Expander, name: str, block: Any, path: Path, stack: tuple[str, ...]) -> list[Problem] | None:
+    """The first refusal's problems (perhaps none), or None when the instance can be expanded."""
+    for refusal in _REFUSALS:
+        found = refusal(ex, name, block, path, stack)
+        if found is not None:
+            return found
+    return None
 
 
 class _LazyNames:
@@ -412,6 +361,7 @@ class _LazyNames:
         return self._index
 
 
+# long: expansion, then the checks only the top level needs (clashes, outputs naming instances).
 def expand_blocks(doc: Mapping[str, Any], file: str | None = None) -> Expansion:
     """Expand every block instance of a schema-valid spec into plain nodes.
 
@@ -470,28 +420,10 @@ def expand_blocks(doc: Mapping[str, Any], file: str | None = None) -> Expansion:
             continue
         inst, _, port = src.partition(".")
         if outputs.get(inst):  # an expanded instance, asked for a port it does not have
-            ex.problems.append(_port_problem(("outputs", name, "from"), inst, port, ex.ports_index(outputs[inst])))
+            ex.problems.append(port_problem(("outputs", name, "from"), inst, port, ex.ports_index(outputs[inst])))
             del ex.out.doc["outputs"][name]  # reported here; the graph stage would only say "no node"
     ex.out.problems = _unique_problems(ex.problems)
     return ex.out
-
-
-def _port_problem(path: tuple[PathPart, ...], inst: str, port: str, ports: NameIndex) -> Problem:
-    """A reference to block instance ``inst`` that names no port of it (or none, where it has several)."""
-    if not port:
-        return Problem(
-            path,
-            f"block instance `{inst}` has {len(ports.names)} outputs; name one",
-            "write " + quote_names([f"{inst}.{n}" for n in ports.names[:12]], 3),
-            "reference",
-        )
-    near = ports.near(port)
-    return Problem(
-        path,
-        f"block instance `{inst}` has no output `{port}`",
-        f"did you mean `{inst}.{near[0]}`?" if near else f"its outputs: {quote_names(ports.names)}",
-        "reference",
-    )
 
 
 def _clash(path: tuple[PathPart, ...], flat: str) -> Problem:

@@ -18,8 +18,9 @@ compares the two verdicts on mutated specs.
 
 from __future__ import annotations
 
+import operator
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sized
 from typing import Any
 
 Check = Callable[[Any], bool]
@@ -114,7 +115,8 @@ class SchemaCompiler:
 
         return every
 
-    def _ref(self, ref: str) -> Check:
+    def ref(self, ref: str) -> Check:
+        """``$ref`` to a place in the root (``#/$defs/name``), compiled once however often it is used."""
         if not ref.startswith("#/"):
             raise NotImplementedError(f"only local $ref is supported, not {ref!r}")
         slot = self._refs.get(ref)
@@ -124,9 +126,11 @@ class SchemaCompiler:
             for part in ref[2:].split("/"):
                 target = target[part.replace("~1", "/").replace("~0", "~")]
             slot.append(self.compile(target))
-        return lambda v: slot[0](v)  # late-bound: recursive definitions compile once
+        if slot:
+            return slot[0]
+        return lambda v: slot[0](v)  # a recursive definition, still being compiled: bound when it is
 
-    def _properties(self, value: Any) -> Check:
+    def properties(self, value: Any) -> Check:
         """``properties`` (with ``additionalProperties`` when the schema has both), looping over the object's keys."""
         props_schema, extra_schema = value if isinstance(value, tuple) else (value, True)
         props = {k: self.compile(s) for k, s in props_schema.items()}
@@ -143,7 +147,7 @@ class SchemaCompiler:
 
         return properties
 
-    def _all_of(self, branches: list[Any]) -> Check:
+    def all_of(self, branches: list[Any]) -> Check:
         """``allOf``, with ``if {K: const V} then T`` branches looked up by the value at K.
 
         The generated node schema holds one such branch per layer and merge;
@@ -178,80 +182,11 @@ class SchemaCompiler:
         return all_of
 
     def _keyword(self, key: str, value: Any, schema: Mapping[str, Any]) -> Check | None:
-        if key == "type":
-            types = [_TYPES[t] for t in ([value] if isinstance(value, str) else value)]
-            return types[0] if len(types) == 1 else lambda v: any(t(v) for t in types)
-        if key == "const":
-            return lambda v: json_equal(v, value)
-        if key == "enum":
-            hashable = {x for x in value if isinstance(x, str)}
-            if len(hashable) == len(value):
-                return lambda v: isinstance(v, str) and v in hashable
-            return lambda v: any(json_equal(v, x) for x in value)
-        if key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-            op = {
-                "minimum": lambda v: v >= value,
-                "maximum": lambda v: v <= value,
-                "exclusiveMinimum": lambda v: v > value,
-                "exclusiveMaximum": lambda v: v < value,
-            }[key]
-            return lambda v: not _is_number(v) or op(v)
-        if key == "minLength":
-            return lambda v: not isinstance(v, str) or len(v) >= value
-        if key == "maxLength":
-            return lambda v: not isinstance(v, str) or len(v) <= value
-        if key == "pattern":
-            match = self.pattern
-            return lambda v: not isinstance(v, str) or match(value, v)
-        if key == "minItems":
-            return lambda v: not isinstance(v, list) or len(v) >= value
-        if key == "maxItems":
-            return lambda v: not isinstance(v, list) or len(v) <= value
-        if key == "uniqueItems":
-            if not value:
-                return None
-            return lambda v: not isinstance(v, list) or _unique(v)
-        if key == "items":
-            if "prefixItems" in schema:
-                raise NotImplementedError("prefixItems")
-            item = self.compile(value)
-            return lambda v: not isinstance(v, list) or all(item(x) for x in v)
-        if key == "minProperties":
-            return lambda v: not isinstance(v, dict) or len(v) >= value
-        if key == "maxProperties":
-            return lambda v: not isinstance(v, dict) or len(v) <= value
-        if key == "required":
-            return lambda v: not isinstance(v, dict) or all(k in v for k in value)
-        if key == "properties":
-            return self._properties(value)
-        if key == "additionalProperties":
-            known = set(schema.get("properties", {}))
-            if "patternProperties" in schema:
-                raise NotImplementedError("patternProperties")
-            extra = self.compile(value)
-            return lambda v: not isinstance(v, dict) or all(extra(x) for k, x in v.items() if k not in known)
-        if key == "propertyNames":
-            name = self.compile(value)
-            return lambda v: not isinstance(v, dict) or all(name(k) for k in v)
-        if key == "if":
-            cond = self.compile(value)
-            then = self.compile(schema.get("then", True))
-            other = self.compile(schema.get("else", True))
-            return lambda v: then(v) if cond(v) else other(v)
-        if key == "allOf":
-            return self._all_of(value)
-        if key == "anyOf":
-            parts = [self.compile(s) for s in value]
-            return lambda v: any(p(v) for p in parts)
-        if key == "oneOf":
-            parts = [self.compile(s) for s in value]
-            return lambda v: sum(1 for p in parts if p(v)) == 1
-        if key == "not":
-            inner = self.compile(value)
-            return lambda v: not inner(v)
-        if key == "$ref":
-            return self._ref(value)
-        raise NotImplementedError(f"JSON Schema keyword {key!r} is not supported by fastschema")
+        """The predicate of one keyword (None when it cannot fail)."""
+        handler = _KEYWORDS.get(key)
+        if handler is None:
+            raise NotImplementedError(f"JSON Schema keyword {key!r} is not supported by fastschema")
+        return handler(self, value, schema)
 
 
 def _discriminated(sub: Any) -> tuple[str, str, Any] | None:
@@ -270,6 +205,115 @@ def _discriminated(sub: Any) -> tuple[str, str, Any] | None:
     if isinstance(prop, dict) and prop.keys() == {"const"} and isinstance(prop["const"], str):
         return required[0], prop["const"], sub["then"]
     return None
+
+
+# --- the keywords: each a small function (compiler, keyword value, whole schema) -> predicate ---
+
+Keyword = Callable[[SchemaCompiler, Any, Mapping[str, Any]], "Check | None"]
+
+
+def _type(_c: SchemaCompiler, value: Any, _s: Mapping[str, Any]) -> Check:
+    types = [_TYPES[t] for t in ([value] if isinstance(value, str) else value)]
+    return types[0] if len(types) == 1 else lambda v: any(t(v) for t in types)
+
+
+def _enum(_c: SchemaCompiler, value: Any, _s: Mapping[str, Any]) -> Check:
+    hashable = {x for x in value if isinstance(x, str)}
+    if len(hashable) == len(value):  # names only: a set lookup
+        return lambda v: isinstance(v, str) and v in hashable
+    return lambda v: any(json_equal(v, x) for x in value)
+
+
+def _bound(compare: Callable[[Any, Any], bool]) -> Keyword:
+    """``minimum`` and its kin: they judge numbers only."""
+    return lambda _c, value, _s: lambda v: not _is_number(v) or compare(v, value)
+
+
+def _size(kind: type[Sized], compare: Callable[[int, Any], bool]) -> Keyword:
+    """``minLength``, ``maxItems`` and their kin: the length of a string, list or object."""
+    return lambda _c, value, _s: lambda v: not isinstance(v, kind) or compare(len(v), value)
+
+
+def _pattern(c: SchemaCompiler, value: Any, _s: Mapping[str, Any]) -> Check:
+    match = c.pattern
+    return lambda v: not isinstance(v, str) or match(value, v)
+
+
+def _unique_items(_c: SchemaCompiler, value: Any, _s: Mapping[str, Any]) -> Check | None:
+    return (lambda v: not isinstance(v, list) or _unique(v)) if value else None
+
+
+def _items(c: SchemaCompiler, value: Any, schema: Mapping[str, Any]) -> Check:
+    if "prefixItems" in schema:
+        raise NotImplementedError("prefixItems")
+    item = c.compile(value)
+    return lambda v: not isinstance(v, list) or all(item(x) for x in v)
+
+
+def _additional_properties(c: SchemaCompiler, value: Any, schema: Mapping[str, Any]) -> Check:
+    """Alone (``compile`` folds it into ``properties`` when the schema has both)."""
+    known = set(schema.get("properties", {}))
+    if "patternProperties" in schema:
+        raise NotImplementedError("patternProperties")
+    extra = c.compile(value)
+    return lambda v: not isinstance(v, dict) or all(extra(x) for k, x in v.items() if k not in known)
+
+
+def _property_names(c: SchemaCompiler, value: Any, _s: Mapping[str, Any]) -> Check:
+    name = c.compile(value)
+    return lambda v: not isinstance(v, dict) or all(name(k) for k in v)
+
+
+def _if(c: SchemaCompiler, value: Any, schema: Mapping[str, Any]) -> Check:
+    cond = c.compile(value)
+    then = c.compile(schema.get("then", True))
+    other = c.compile(schema.get("else", True))
+    return lambda v: then(v) if cond(v) else other(v)
+
+
+def _any_of(c: SchemaCompiler, value: Any, _s: Mapping[str, Any]) -> Check:
+    parts = [c.compile(s) for s in value]
+    return lambda v: any(p(v) for p in parts)
+
+
+def _one_of(c: SchemaCompiler, value: Any, _s: Mapping[str, Any]) -> Check:
+    parts = [c.compile(s) for s in value]
+    return lambda v: sum(1 for p in parts if p(v)) == 1
+
+
+def _not(c: SchemaCompiler, value: Any, _s: Mapping[str, Any]) -> Check:
+    inner = c.compile(value)
+    return lambda v: not inner(v)
+
+
+_KEYWORDS: dict[str, Keyword] = {
+    "type": _type,
+    "const": lambda _c, value, _s: lambda v: json_equal(v, value),
+    "enum": _enum,
+    "minimum": _bound(operator.ge),
+    "maximum": _bound(operator.le),
+    "exclusiveMinimum": _bound(operator.gt),
+    "exclusiveMaximum": _bound(operator.lt),
+    "minLength": _size(str, operator.ge),
+    "maxLength": _size(str, operator.le),
+    "pattern": _pattern,
+    "minItems": _size(list, operator.ge),
+    "maxItems": _size(list, operator.le),
+    "uniqueItems": _unique_items,
+    "items": _items,
+    "minProperties": _size(dict, operator.ge),
+    "maxProperties": _size(dict, operator.le),
+    "required": lambda _c, value, _s: lambda v: not isinstance(v, dict) or all(k in v for k in value),
+    "properties": lambda c, value, _s: c.properties(value),
+    "additionalProperties": _additional_properties,
+    "propertyNames": _property_names,
+    "if": _if,
+    "allOf": lambda c, value, _s: c.all_of(value),
+    "anyOf": _any_of,
+    "oneOf": _one_of,
+    "not": _not,
+    "$ref": lambda c, value, _s: c.ref(value),
+}
 
 
 def compile_schema(root: Mapping[str, Any], pattern: Callable[[str, str], bool] | None = None) -> Check:

@@ -1,215 +1,33 @@
 """Graph stage: a schema-valid spec becomes a networkx DiGraph.
 
-Nodes are the spec's inputs and nodes (shared layers are weights, not steps:
-each call of one is a node). Edges run from producer to consumer. This stage
-checks what the schema cannot: ids unique across sections, references that
-resolve, the right number of inputs per node, no cycles, and a graph in which
-every input is used and every node reaches an output.
+Nodes are the spec's inputs and nodes, each of one kind: ``input``,
+``layer``, ``merge``, ``shared`` (a call of a shared layer: shared layers
+are weights, not steps), ``model`` (a pretrained sub-model) or ``broken``
+(a placeholder for a definition that failed the schema). Edges run from
+producer to consumer. This stage checks what the schema cannot: ids unique
+across sections, references that resolve, the right number of inputs per
+node, no cycles, and a graph in which every input is used and every node
+reaches an output.
 """
 
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
 
-from ..errors import GraphError, NameIndex, PathPart, Problem, did_you_mean, quote_names
-from ..vocab.layers import LAYERS
-from ..vocab.merges import MERGES, MergeRule
-from ..vocab.rule import LayerRule
-
-Slot = tuple[str | int, ...]
-
-
-@dataclass(frozen=True)
-class Ref:
-    """One reference from a node to the node (or input) that feeds it.
-
-    Attributes:
-        slot: where it stands in ``inputs``: () for a single id, (i,) in a
-            list, (name,) or (name, i) in an object of named inputs.
-        source: the referenced id.
-        path: the JSON path of the reference.
-    """
-
-    slot: Slot
-    source: str
-    path: tuple[PathPart, ...]
-
-
-def iter_refs(inputs: Any, base: tuple[PathPart, ...]) -> Iterator[Ref]:
-    """Every reference in a node's ``inputs`` value, in order."""
-    if isinstance(inputs, str):
-        yield Ref((), inputs, base)
-    elif isinstance(inputs, list):
-        for i, ref in enumerate(inputs):
-            yield Ref((i,), ref, (*base, i))
-    elif isinstance(inputs, dict):
-        for name, value in inputs.items():
-            if isinstance(value, str):
-                yield Ref((name,), value, (*base, name))
-            else:
-                for i, ref in enumerate(value):
-                    yield Ref((name, i), ref, (*base, name, i))
-
-
-def flat_refs(inputs: Any) -> list[str]:
-    """Every id in an ``inputs`` value of any form, in order; anything else in it is skipped.
-
-    For placeholders of nodes that failed the schema: their edges still count.
-    """
-    if isinstance(inputs, str):
-        return [inputs]
-    if isinstance(inputs, list):
-        return [r for r in inputs if isinstance(r, str)]
-    if isinstance(inputs, dict):
-        return [r for v in inputs.values() for r in flat_refs(v)]
-    return []
-
-
-def ref_node(source: str) -> str:
-    """The node a reference points at: ``enc`` for ``enc.1`` (output 1 of ``enc``)."""
-    return source.partition(".")[0]
-
-
-#: The kind of a placeholder for a node (or input, or block instance) whose own
-#: definition failed the schema: kept so references to it resolve and other
-#: nodes are still checked, skipped by the shapes stage (see check.py).
-BROKEN = "broken"
-
-
-def node_kind(node: Mapping[str, Any]) -> str:
-    """``layer``, ``merge``, ``shared``, ``model``, ``broken`` (or ``block``, before expansion) for a spec node."""
-    for kind in (BROKEN, "layer", "merge", "shared", "model", "block"):
-        if kind in node:
-            return kind
-    raise ValueError("schema-valid nodes have a kind")
-
-
-def _layer_slot_problems(nid: str, rule: LayerRule, inputs: Any, path: tuple[PathPart, ...]) -> list[Problem]:
-    """A layer with named inputs takes one id (all required slots) or an object of slots."""
-    if isinstance(inputs, str):
-        return []
-    names = quote_names(list(rule.slots))
-    if not isinstance(inputs, dict):
-        return [
-            Problem(
-                path,
-                f"node `{nid}` ({rule.name}) takes named inputs {names}, or one id for all of "
-                f"{quote_names(list(rule.required_slots))}",
-                'write {"query": ID, "value": ID}',
-                "arity",
-            )
-        ]
-    problems = []
-    for slot, value in inputs.items():
-        if slot not in rule.slots:
-            near = did_you_mean(slot, rule.slots)
-            hint = f"did you mean `{near[0]}`?" if near else f"its inputs: {names}"
-            problems.append(Problem((*path, slot), f"{rule.name} has no input `{slot}`", hint, "arity"))
-        elif not isinstance(value, str):
-            problems.append(Problem((*path, slot), f"input `{slot}` takes one id", "", "arity"))
-    for slot in rule.required_slots:
-        if slot not in inputs:
-            problems.append(Problem(path, f"node `{nid}` ({rule.name}) needs input `{slot}`", "", "arity"))
-    return problems
-
-
-def _arity_problems(
-    nid: str,
-    node: Mapping[str, Any],
-    refs: list[Ref],
-    base: tuple[PathPart, ...],
-    shared: Mapping[str, Any] | None = None,
-) -> list[Problem]:
-    kind = node_kind(node)
-    path: tuple[PathPart, ...] = (*base, "inputs")
-    inputs = node["inputs"]
-    if kind in ("model", BROKEN):
-        return []  # named inputs are matched against the sub-model's own in the shapes stage
-    layer_name = node.get("layer") or (shared or {}).get(node.get("shared", ""), {}).get("layer")
-    if layer_name in LAYERS and LAYERS[layer_name].slots:
-        return _layer_slot_problems(nid, LAYERS[layer_name], inputs, path)
-    if kind == "merge":
-        rule = MERGES[node["merge"]]
-        lo, hi = rule.arity
-        if rule.slots is not None:
-            return _slot_problems(nid, rule, inputs, path)
-        if not isinstance(inputs, list):
-            return [Problem(path, f"merge `{nid}` ({rule.name}) takes a list of inputs", 'write ["a", "b", ...]')]
-        if len(refs) < lo or (hi is not None and len(refs) > hi):
-            return [
-                Problem(
-                    path,
-                    f"merge `{nid}` ({rule.name}) needs {_want(lo, hi)} inputs. Received: {len(refs)}",
-                    "",
-                    "arity",
-                )
-            ]
-        return []
-    if isinstance(inputs, dict) or len(refs) != 1:
-        what = kind if kind == "layer" else "shared-layer call"
-        return [
-            Problem(
-                path,
-                f"a {what} node takes exactly one input. Received: {len(refs)}",
-                "merge several inputs first (concat, add, ...), then feed the merge's id",
-                "arity",
-            )
-        ]
-    return []
-
-
-def _want(lo: int, hi: int | None) -> str:
-    return f"exactly {lo}" if lo == hi else f"at least {lo}" if hi is None else f"{lo} to {hi}"
-
-
-def _slot_problems(nid: str, rule: MergeRule, inputs: Any, path: tuple[PathPart, ...]) -> list[Problem]:
-    """Named inputs of a merge with slots: every slot given, each an id or a list as declared."""
-    slots = rule.slots or {}
-    subject = f"merge `{nid}` ({rule.name})"
-    example = ", ".join(f'"{s}": ' + ('["a", "b", ...]' if k == "list" else '"c"') for s, k in slots.items())
-    if not isinstance(inputs, dict):
-        return [Problem(path, f"{subject} takes named inputs {quote_names(list(slots))}", f"write {{{example}}}")]
-    problems = []
-    for name in inputs:
-        if name not in slots:
-            near = did_you_mean(name, list(slots))
-            hint = f"did you mean `{near[0]}`?" if near else f"valid: {quote_names(list(slots))}"
-            problems.append(Problem((*path, name), f"{subject} has no input named `{name}`", hint, "arity"))
-    for name, kind in slots.items():
-        if name not in inputs:
-            problems.append(Problem(path, f"{subject} is missing the input `{name}`", f"write {{{example}}}"))
-            continue
-        value = inputs[name]
-        if kind == "one" and not isinstance(value, str):
-            problems.append(
-                Problem(
-                    (*path, name),
-                    f"{subject} takes one id as `{name}`. Received: a list of {len(value)}",
-                    "",
-                    "arity",
-                )
-            )
-        elif kind == "list" and not isinstance(value, list):
-            problems.append(
-                Problem((*path, name), f"{subject} takes a list of ids as `{name}`", f'write ["{value}", ...]')
-            )
-        elif kind == "list":
-            lo, hi = rule.arity
-            if len(value) < lo or (hi is not None and len(value) > hi):
-                problems.append(
-                    Problem(
-                        (*path, name),
-                        f"{subject} needs {_want(lo, hi)} {name}. Received: {len(value)}",
-                        "",
-                        "arity",
-                    )
-                )
-    return problems
+from ..errors import GraphError, NameIndex, PathPart, Problem, quote_names
+from .arity import arity_problems
+from .refs import BROKEN as BROKEN  # the names later stages know this module by
+from .refs import Ref as Ref
+from .refs import Slot as Slot
+from .refs import flat_refs as flat_refs
+from .refs import iter_refs as iter_refs
+from .refs import node_kind as node_kind
+from .refs import ref_node as ref_node
 
 
 def build_graph(
@@ -258,56 +76,83 @@ def graph_problems(
         ``shared`` ({id: spec}). And every duplicate id, dangling reference,
         wrong input count, cycle, output name clash, unused input or dead node.
     """
-    inputs: Mapping[str, Any] = doc["inputs"]
-    nodes: Mapping[str, Any] = doc["nodes"]
     shared: Mapping[str, Any] = doc.get("shared", {})
-    problems: list[Problem] = []
-
-    owner: dict[str, str] = {}
-    for section, ids in (("inputs", inputs), ("shared", shared), ("nodes", nodes)):
-        for nid in ids:
-            if nid in owner:
-                problems.append(
-                    Problem(
-                        (section, nid),
-                        f"id `{nid}` is used in both `{owner[nid]}` and `{section}`",
-                        "ids are unique across inputs, shared layers and nodes; rename one",
-                        "duplicate",
-                    )
-                )
-            else:
-                owner[nid] = section
-
-    origins = origins or {}
     g = nx.DiGraph(
         outputs={},
         shared=dict(shared),
         shared_origins=dict(shared_origins or {}),
         name=doc.get("name", "model"),
     )
-    for iid, spec in inputs.items():
-        kind = BROKEN if BROKEN in spec else "input"
-        g.add_node(iid, kind=kind, spec=spec, refs=[], path=("inputs", iid), broken=kind == BROKEN)
-    for nid, spec in nodes.items():
-        if owner.get(nid) != "nodes":
-            continue
-        base = origins.get(nid, ("nodes", nid))
-        refs = list(iter_refs(spec["inputs"], (*base, "inputs")))
-        arity = _arity_problems(nid, spec, refs, base, shared)
-        kind = node_kind(spec)
-        g.add_node(nid, kind=kind, spec=spec, refs=refs, path=base, broken=kind == BROKEN or bool(arity))
-        problems.extend(arity)
+    ctx = _Context(doc, g, shared, origins or {})
+    problems = [p for step in _STEPS for p in step(ctx)]
+    if reach and not problems:
+        problems.extend(_reach_problems(g, shared, ctx.used_shared))
+    return g, problems
 
-    producers = NameIndex(g.nodes)
-    shared_names = NameIndex(shared)
-    used_shared: set[str] = set()
-    for nid, spec in nodes.items():
-        if owner.get(nid) != "nodes":
-            continue
+
+@dataclass
+class _Context:
+    """What the steps of ``graph_problems`` share: the spec, the graph so far, who owns each id."""
+
+    doc: Mapping[str, Any]
+    g: nx.DiGraph
+    shared: Mapping[str, Any]
+    origins: Mapping[str, tuple[PathPart, ...]]
+    owner: dict[str, str] = field(default_factory=dict)  # id -> the section that defines it first
+    used_shared: set[str] = field(default_factory=set)
+    producers: NameIndex = field(default_factory=lambda: NameIndex(()))  # the graph's nodes, once all are added
+
+    def own_nodes(self) -> Iterator[tuple[str, Mapping[str, Any]]]:
+        """The nodes whose id no input or shared layer took first."""
+        return ((nid, spec) for nid, spec in self.doc["nodes"].items() if self.owner.get(nid) == "nodes")
+
+
+def _duplicate_ids(ctx: _Context) -> list[Problem]:
+    """Ids are unique across inputs, shared layers and nodes (the first section keeps the id)."""
+    problems = []
+    for section, ids in (("inputs", ctx.doc["inputs"]), ("shared", ctx.shared), ("nodes", ctx.doc["nodes"])):
+        for nid in ids:
+            if nid in ctx.owner:
+                problems.append(
+                    Problem(
+                        (section, nid),
+                        f"id `{nid}` is used in both `{ctx.owner[nid]}` and `{section}`",
+                        "ids are unique across inputs, shared layers and nodes; rename one",
+                        "duplicate",
+                    )
+                )
+            else:
+                ctx.owner[nid] = section
+    return problems
+
+
+def _add_nodes(ctx: _Context) -> list[Problem]:
+    """A graph node per input and node, with its references; each node's input count checked."""
+    problems = []
+    for iid, spec in ctx.doc["inputs"].items():
+        kind = BROKEN if BROKEN in spec else "input"
+        ctx.g.add_node(iid, kind=kind, spec=spec, refs=[], path=("inputs", iid), broken=kind == BROKEN)
+    for nid, spec in ctx.own_nodes():
+        base = ctx.origins.get(nid, ("nodes", nid))
+        refs = list(iter_refs(spec["inputs"], (*base, "inputs")))
+        arity = arity_problems(nid, spec, refs, base, ctx.shared)
+        kind = node_kind(spec)
+        ctx.g.add_node(nid, kind=kind, spec=spec, refs=refs, path=base, broken=kind == BROKEN or bool(arity))
+        problems.extend(arity)
+    ctx.producers = NameIndex(ctx.g.nodes)
+    return problems
+
+
+def _add_edges(ctx: _Context) -> list[Problem]:
+    """An edge per reference that resolves; the shared layer each call names."""
+    g, shared = ctx.g, ctx.shared
+    producers, shared_names = ctx.producers, NameIndex(shared)
+    problems = []
+    for nid, spec in ctx.own_nodes():
         if "shared" in spec:
             sid = spec["shared"]
             if sid in shared:
-                used_shared.add(sid)
+                ctx.used_shared.add(sid)
             else:
                 problems.append(_dangling((*g.nodes[nid]["path"], "shared"), sid, shared_names, "shared layer"))
         for ref in g.nodes[nid]["refs"]:
@@ -325,8 +170,14 @@ def graph_problems(
                 )
             else:
                 problems.append(_dangling(ref.path, ref.source, producers, "node or input"))
+    return problems
 
-    for name, out in doc["outputs"].items():
+
+def _add_outputs(ctx: _Context) -> list[Problem]:
+    """Each output's reference, in ``g.graph["outputs"]``: it must name a node or input, and not clash."""
+    g, shared, producers = ctx.g, ctx.shared, ctx.producers
+    problems = []
+    for name, out in ctx.doc["outputs"].items():
         if not isinstance(out.get("from"), str):
             continue  # a broken output: the schema stage reported it
         ref = Ref((), out["from"], ("outputs", name, "from"))
@@ -337,18 +188,14 @@ def graph_problems(
                     Problem(
                         ref.path,
                         f"output `{name}` comes from `{ref.source}`, a shared layer, not a node",
-                        _callers(nodes, ref.source),
+                        _callers(ctx.doc["nodes"], ref.source),
                         "reference",
                     )
                 )
             else:
                 problems.append(_dangling(ref.path, ref.source, producers, "node or input"))
-        problems.extend(_output_name_problems(name, ref, owner))
-
-    problems.extend(_cycle_problems(g))
-    if reach and not problems:
-        problems.extend(_reach_problems(g, shared, used_shared))
-    return g, problems
+        problems.extend(_output_name_problems(name, ref, ctx.owner))
+    return problems
 
 
 def _callers(nodes: Mapping[str, Any], sid: str) -> str:
@@ -427,6 +274,16 @@ def _cycle_problems(g: nx.DiGraph) -> list[Problem]:
             )
         )
     return problems
+
+
+#: The steps of ``graph_problems``, in order: each builds part of the graph and reports what is wrong there.
+_STEPS: tuple[Callable[[_Context], list[Problem]], ...] = (
+    _duplicate_ids,
+    _add_nodes,
+    _add_edges,
+    _add_outputs,
+    lambda ctx: _cycle_problems(ctx.g),
+)
 
 
 def _reach_problems(g: nx.DiGraph, shared: Mapping[str, Any], used_shared: set[str]) -> list[Problem]:

@@ -189,6 +189,7 @@ def _too_many(file: str) -> LoadError:
     )
 
 
+# long: one pass of read, parse, limits and schema, each step with its own message.
 def parse_spec(data: bytes, file: str) -> Any:
     """Parse spec bytes as strict JSON, within fusec's limits.
 

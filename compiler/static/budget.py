@@ -60,7 +60,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,6 +67,8 @@ from typing import Any
 from ..errors import Problem
 
 BYTES_PER_PARAM = 4  # fusec's variables are float32
+#: The parameter budget (``--max-params``) when none is given: 2 GB of float32 weights.
+DEFAULT_MAX_PARAMS = 500_000_000
 BASE_RESIDENT = 768 << 20  # 640 MiB measured here; CI machines measured up to 10 MiB over the old 640
 BASE_ADDRESS = 1536 << 20
 RESIDENT_PER_BYTE = 6
@@ -155,28 +156,23 @@ def parse_size(text: str) -> int:
     return int(value * factor)
 
 
-def estimate(info: Mapping[str, Any], g: Any = None, optimizer: str | None = None) -> Estimate:
+def estimate(shapes: Any, optimizer: str = "adam") -> Estimate:
     """The memory and disk a compile of this model takes, from its static counts.
 
     Args:
-        info: NodeInfo per node (``shapes.infer_shapes``).
-        g: the checked graph; its ``submodels`` give archive sizes, and
-            ``training`` (when set) the optimizer.
-        optimizer: the optimizer's name; default: the graph's, else adam.
+        shapes: the shapes stage's record (``shapes.Shapes``): parameters per
+            node, and the resolved sub-models, whose archives may store more.
+        optimizer: the spec's optimizer, whose state is counted.
     """
-    submodels = g.graph.get("submodels", {}) if g is not None else {}
-    if optimizer is None:
-        training = g.graph.get("training") if g is not None else None
-        optimizer = training.get("optimizer", "adam") if isinstance(training, dict) else "adam"
     slots = OPTIMIZER_SLOTS.get(str(optimizer), 2)
     weights = trainable = load = params = 0
     parts: list[tuple[str, int]] = []
-    for nid, node in info.items():
+    for nid, node in shapes.info.items():
         size = node.params * BYTES_PER_PARAM
         extra = 0
-        entry = submodels.get(nid)
-        if entry is not None:
-            sub = entry[0]
+        call = shapes.models.get(nid)
+        if call is not None:
+            sub = call.sub
             size = max(size, int(getattr(sub, "weight_bytes", 0)))
             extra = int(getattr(sub, "load_bytes", 0))
         params += node.params
@@ -250,9 +246,9 @@ def address_limit() -> Budget | None:
     return min(found, key=lambda b: b.bytes) if found else None
 
 
-def memory_problems(info: Mapping[str, Any], g: Any = None, max_memory: int | None = None) -> list[Problem]:
+def memory_problems(shapes: Any, optimizer: str = "adam", max_memory: int | None = None) -> list[Problem]:
     """A ``budget`` problem when compiling the model would not fit in memory; else none."""
-    est = estimate(info, g)
+    est = estimate(shapes, optimizer)
     budget = Budget(max_memory, f"--max-memory {fmt_bytes(max_memory)}") if max_memory else default_budget()
     problems = []
     biggest = "; ".join(f"{what}: {fmt_bytes(n)}" for what, n in est.biggest) or "none"

@@ -21,8 +21,10 @@ from ..spec.blocks import expand_blocks
 from ..spec.graph import BROKEN, flat_refs, graph_problems, topo_order
 from ..spec.load import Spec, load_spec
 from ..spec.schema import REF_PATTERN, derive_name, ecma_regex, input_case_problems, schema_problems
-from .archive import ModelContext
-from .shapes import DEFAULT_MAX_PARAMS, NodeInfo, Totals, infer_shapes, total_params
+from ..vocab.losses import output_problems
+from .archive import ModelContext, SubModel
+from .budget import DEFAULT_MAX_PARAMS
+from .shapes import NodeInfo, Shapes, Totals, infer_shapes, total_params
 from .training import training_problems
 
 _P = ParamSpec("_P")
@@ -33,15 +35,18 @@ _REF = ecma_regex(REF_PATTERN)
 
 @dataclass(frozen=True)
 class Checked:
-    """A spec that passed every static check.
+    """A spec that passed every static check: the record the build, save and render stages read.
 
     Attributes:
-        spec: the loaded file.
+        spec: the loaded file; ``spec.doc`` is the document as written.
         graph: its dependency graph.
         order: node ids in deterministic topological order.
-        info: static shape and parameter counts per node.
+        shapes: the shapes stage's record: static shape and parameter
+            counts per node, further outputs, resolved sub-models.
         totals: the model's parameter totals.
-        flat: the spec with blocks expanded (what the graph was built from).
+        doc: the document every stage after the check reads: blocks
+            expanded (what the graph was built from); its inputs, outputs and
+            training section are the file's.
         scopes: for each node generated from a block, its chain of
             (instance id, block name), outermost first.
         models: how ``model`` nodes were resolved (reused by the build stage).
@@ -52,16 +57,26 @@ class Checked:
     spec: Spec
     graph: nx.DiGraph
     order: list[str]
-    info: dict[str, NodeInfo]
+    shapes: Shapes
     totals: Totals
-    flat: dict[str, Any] = field(default_factory=dict)
+    doc: dict[str, Any] = field(default_factory=dict)
     scopes: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     models: ModelContext | None = None
     warnings: tuple[Problem, ...] = ()
 
+    def __post_init__(self) -> None:
+        if not self.doc:  # built by hand (tests, tools): the file's document is the expanded one
+            object.__setattr__(self, "doc", dict(self.spec.doc))
+
     @property
-    def doc(self) -> Any:
-        return self.spec.doc
+    def info(self) -> dict[str, NodeInfo]:
+        """Static shape and parameter counts per node, in topological order."""
+        return self.shapes.info
+
+    @property
+    def optimizer(self) -> str:
+        """The optimizer the spec trains with (Keras's name)."""
+        return str(self.doc.get("training", {}).get("optimizer", "adam"))
 
     @property
     def name(self) -> str:
@@ -117,62 +132,97 @@ def check_spec(
         The checked spec, with its warnings.
 
     Raises:
-        FusecError: every problem found, in one run: a problem in one node
-            does not hide those in nodes it does not feed. The class is the
-            first stage that failed (LoadError, SchemaError, GraphError or
-            ShapeError).
+        FusecError: every problem found, in one run (a problem in one node does not hide those in
+            nodes it does not feed); the class names the first stage that failed.
 
-    Example:
-        >>> checked = check_spec("specs/image_tag.json")  # doctest: +SKIP
-        >>> checked.totals.params  # doctest: +SKIP
-        70529
+    Example: ``check_spec("specs/image_tag.json").totals.params`` is 70,529.
     """
     spec = load_spec(path)
-    problems = schema_problems(spec.doc) + input_case_problems(spec.doc)
-    stage: type[FusecError] = SchemaError
-    doc = usable_doc(spec.doc, problems)
+    run = _Run(spec, problems=schema_problems(spec.doc) + input_case_problems(spec.doc))
+    doc = usable_doc(spec.doc, run.problems)
     if doc is None:
-        raise SchemaError(problems, file=spec.file)
+        raise SchemaError(run.problems, file=spec.file)
     flat = expand_blocks(doc, spec.file)
-    if not problems:
-        stage = GraphError
-    problems += flat.problems
-    graph, found = graph_problems(flat.doc, flat.origins, flat.shared_origins, reach=not problems)
+    run.reach(GraphError)
+    run.problems += flat.problems
+    graph, found = graph_problems(flat.doc, flat.origins, flat.shared_origins, reach=not run.problems)
     said = {p.path for p in flat.problems if p.code == "reference"}  # a wrong port, said once by expansion
-    problems += [p for p in found if not (p.code == "reference" and p.path in said)]
+    run.problems += [p for p in found if not (p.code == "reference" and p.path in said)]
+    folders = tuple(Path(a) for a in allowed)
     models = ModelContext(
         spec.path.parent,
-        tuple(Path(a) for a in allowed),
+        folders,
         _stack or (spec.path.resolve(),),
         max_params,
         max_memory=max_memory,
+        check_nested=_nested_check(max_params, folders),
     )
-    info: dict[str, NodeInfo] = {}
-    graph.graph["training"] = flat.doc.get("training", {})  # the optimizer sizes the memory estimate
+    shapes = Shapes()
     acyclic = _acyclic(graph)
-    try:
-        infer_shapes(acyclic, spec.file, max_params, models, info)
-    except ShapeError as err:
-        if not problems:
-            stage = ShapeError
-        problems += err.problems
+    run.shapes(acyclic, max_params, models, shapes, str(flat.doc.get("training", {}).get("optimizer", "adam")))
     # What would not train or serve, for every node that got a shape: reported with the rest.
-    found = training_problems(acyclic, info, topo_order(acyclic), flat.doc["outputs"], _output_check())
-    if strict:
-        found = [replace(p, severity="error") for p in found]
-    if any(p.severity == "error" for p in found) and not problems:
-        stage = ShapeError
-    if problems or any(p.severity == "error" for p in found):
-        raise stage([*problems, *found], file=spec.file)
+    warnings = training_problems(acyclic, shapes, topo_order(acyclic), flat.doc["outputs"], output_problems)
+    run.finish([replace(p, severity="error") for p in warnings] if strict else warnings)
+    order = topo_order(graph)
     return Checked(
-        spec, graph, topo_order(graph), info, total_params(info), flat.doc, flat.scopes, models, tuple(found)
+        spec, graph, order, shapes, total_params(shapes.info), flat.doc, flat.scopes, models, tuple(warnings)
     )
 
 
-def _output_check() -> Any:
-    from ..vocab.losses import output_problems
+@dataclass
+class _Run:
+    """The problems of one check so far, and the stage whose error class reports them."""
 
-    return output_problems
+    spec: Spec
+    problems: list[Problem]
+    stage: type[FusecError] = SchemaError
+
+    def reach(self, stage: type[FusecError]) -> None:
+        """A later stage starts: it names the error if every stage before it passed."""
+        if not self.problems:
+            self.stage = stage
+
+    def shapes(self, g: nx.DiGraph, max_params: int, models: ModelContext, into: Shapes, optimizer: str) -> None:
+        """The shapes stage, on the graph without its cycles: its problems join the rest."""
+        try:
+            infer_shapes(g, self.spec.file, max_params, models, into, optimizer)
+        except ShapeError as err:
+            self.reach(ShapeError)
+            self.problems += err.problems
+
+    def finish(self, found: Sequence[Problem]) -> None:
+        """Raise with every problem, the training checks' errors included; return when there are none."""
+        errors = any(p.severity == "error" for p in found)
+        if errors and not self.problems:
+            self.stage = ShapeError
+        if self.problems or errors:
+            raise self.stage([*self.problems, *found], file=self.spec.file)
+
+
+def _nested_check(max_params: int, allowed: tuple[Path, ...]) -> Callable[[Path, tuple[Path, ...]], SubModel]:
+    """How a ``model`` node's fusec spec is checked: this check again, nested, to a ``SubModel``."""
+
+    def check_nested(path: Path, stack: tuple[Path, ...]) -> SubModel:
+        return spec_submodel(check_spec(path, max_params, allowed=allowed, _stack=stack))
+
+    return check_nested
+
+
+def spec_submodel(checked: Checked) -> SubModel:
+    """The signature of a checked fusec spec used as a sub-model (its check result kept for the build)."""
+    shapes = checked.shapes
+    nested = checked.models.tally[0] if checked.models is not None else 0
+    return SubModel(
+        checked.spec.path,
+        "spec",
+        {i: shapes.info[i].shape for i in checked.doc["inputs"]},
+        {name: shapes.of(ref.source) for name, ref in checked.graph.graph["outputs"].items()},
+        checked.totals.trainable,
+        checked.totals.non_trainable,
+        len(checked.order) + nested,
+        tuple(sorted(i.params for i in shapes.info.values() if i.params)),
+        checked=checked,
+    )
 
 
 _SECTIONS = ("inputs", "shared", "blocks", "nodes", "outputs")

@@ -1,28 +1,31 @@
 """Shapes stage: static output shapes and parameter counts, in pure Python.
 
-Walks the graph in topological order and applies each node's layer or merge
-rule to the shapes of its inputs. A shared layer's weights are counted once,
-at its first call; later calls must fit the same weights. A node whose inputs
-failed is skipped, so one mistake is reported once, not once per descendant.
+Walks the graph in topological order and applies each node's rule to the
+shapes of its inputs: one small handler per node kind (``input``, ``layer``,
+``shared``, ``merge``, ``model``), in ``_ShapeWalk.HANDLERS``. A shared
+layer's weights are counted once, at its first call; later calls must fit
+the same weights. A node whose inputs failed is skipped, so one mistake is
+reported once, not once per descendant. The result is a typed ``Shapes``
+record that the later stages (training checks, budget, build, render) read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import networkx as nx
 
 from ..errors import PathPart, Problem, RuleError, ShapeError
 from ..spec.graph import BROKEN, Ref, topo_order
 from ..vocab.layers import LAYERS
-from ..vocab.merges import MERGES, MergeRule, NamedSources, SlotError, Sources
+from ..vocab.merges import MERGES, SlotError
 from ..vocab.rule import MAX_ELEMENTS, LayerRule, Out, Shape, fmt_shape, prod
-from .archive import ModelContext, infer_model_node
-
-DEFAULT_MAX_PARAMS = 500_000_000  # 2 GB of float32 weights
+from .archive import ModelContext, SubModel, infer_model_node
+from .binding import layer_inputs, merge_inputs, port_index
+from .budget import DEFAULT_MAX_PARAMS, memory_problems
 
 
 @dataclass(frozen=True)
@@ -78,61 +81,6 @@ def _rule_problem(
     return Problem(path, f"{subject} {exc.message}", exc.hint, "shape")
 
 
-def _grouped(rule: MergeRule, refs: Sequence[Ref], sources: Sources) -> Sources | NamedSources:
-    """A merge rule's sources: as listed, or by slot name for a merge with named inputs."""
-    if rule.slots is None:
-        return sources
-    named: dict[str, list[tuple[str, Shape]]] = {name: [] for name in rule.slots}
-    for ref, src in zip(refs, sources, strict=True):
-        named[str(ref.slot[0])].append(src)
-    return named
-
-
-def port_index(source: str) -> tuple[str, int | None]:
-    """A reference split into its node and output index: ``enc.2`` -> (``enc``, 2), ``enc`` -> (``enc``, 0).
-
-    The rule, the same for every node and input: ``id`` and ``id.0`` are its
-    first (for most nodes its only) output, ``id.N`` its output N; the index
-    is written in plain decimal (``enc.1``, not ``enc.01``). The index is None
-    when what follows the ``.`` is not such a number. The shapes stage, the
-    training checks and the build stage all resolve references with this.
-    """
-    node, dot, port = source.partition(".")
-    if not dot:
-        return node, 0
-    if port.isascii() and port.isdigit() and (port == "0" or not port.startswith("0")):
-        return node, int(port)
-    return node, None
-
-
-def output_shape(info: Mapping[str, NodeInfo], g: nx.DiGraph, source: str) -> Shape:
-    """The shape of a reference: a node id, or ``id.N`` for output N of a node (see ``port_index``)."""
-    node, index = port_index(source)
-    outs = (info[node].shape, *g.graph["extras"].get(node, ()))
-    return outs[index or 0]
-
-
-def _port_problem(g: nx.DiGraph, info: Mapping[str, NodeInfo], ref: Ref) -> Problem | None:
-    node, index = port_index(ref.source)
-    n = 1 + len(g.graph["extras"].get(node, ()))
-    if index is not None and index < n:
-        return None
-    what = "input" if info[node].kind == "input" else "node"
-    if n == 1:
-        return Problem(
-            ref.path,
-            f"{what} `{node}` has one output; `{ref.source}` is not it",
-            f"write `{node}` (or `{node}.0`)",
-            "reference",
-        )
-    return Problem(
-        ref.path,
-        f"{what} `{node}` has {n} outputs; `{ref.source}` is not one of them",
-        f"use `{node}.0` (or `{node}`) to `{node}.{n - 1}`",
-        "reference",
-    )
-
-
 def _size_problem(nid: str, path: tuple[PathPart, ...], kind: str, shapes: Sequence[Shape]) -> Problem | None:
     """A tensor over MAX_ELEMENTS values per example (its size cannot be allocated, or overflows int64)."""
     for shape in shapes:
@@ -183,15 +131,6 @@ def _weight_dims(rule: LayerRule, in_shape: Any, config: Mapping[str, Any], para
     return tuple(found)
 
 
-def _layer_input(rule: LayerRule, refs: Sequence[Ref], shape_of: Any) -> Any:
-    """The shape a layer is called on, or {slot: shape} for a layer with named inputs."""
-    if not rule.slots:
-        return shape_of(refs[0].source)
-    if len(refs) == 1 and refs[0].slot == ():
-        return {slot: shape_of(refs[0].source) for slot in rule.required_slots}
-    return {str(r.slot[0]): shape_of(r.source) for r in refs}
-
-
 def _fmt_dims(dims: Sequence[Any]) -> str:
     """What a layer was built for: ``an input of rank 2, the input's size 8``."""
     ranks, *sizes = dims
@@ -205,141 +144,209 @@ def _fmt_input(shape: Any) -> str:
     return fmt_shape(shape)
 
 
-def infer_shapes(
-    g: nx.DiGraph,
-    file: str | None = None,
-    max_params: int = DEFAULT_MAX_PARAMS,
-    models: ModelContext | None = None,
-    info: dict[str, NodeInfo] | None = None,
-) -> dict[str, NodeInfo]:
-    """Compute every node's output shape and parameter counts.
+@dataclass(frozen=True)
+class ModelCall:
+    """A resolved ``model`` node.
 
-    Args:
-        g: a graph from ``build_graph``.
-        file: the spec's file name for messages.
-        max_params: refuse models with more parameters than this.
-        models: how to resolve ``model`` nodes (paths, allowed folders);
-            the resolved sub-models are left in ``g.graph["submodels"]``.
-        info: a dict to fill; when a ShapeError is raised it still holds
-            every node that could be given a shape (for later checks).
-
-    Returns:
-        NodeInfo per node id, in topological order.
-
-    Raises:
-        ShapeError: with every shape mismatch, out-of-range config and
-            shared-layer misuse found, or a model over ``max_params``.
+    Attributes:
+        sub: what is known of the sub-model statically.
+        output: the sub-model output this node gives.
+        inputs: sub-model input name -> the node id that feeds it.
+        context: the resolution context (paths, budgets) it was found in.
     """
-    shared: Mapping[str, Any] = g.graph["shared"]
-    info = {} if info is None else info
-    problems: list[Problem] = []
-    shared_weights: dict[str, tuple[int, int, str, Any, tuple[Any, ...]]] = {}
-    shared_calls: dict[str, int] = {}
-    g.graph["submodels"] = {}
-    g.graph["extras"] = {}
 
-    def shape_of(source: str) -> Shape:
-        return output_shape(info, g, source)
+    sub: SubModel
+    output: str
+    inputs: dict[str, str]
+    context: ModelContext
 
-    for nid in topo_order(g):
-        attrs = g.nodes[nid]
-        spec, kind, path = attrs["spec"], attrs["kind"], attrs["path"]
-        if attrs.get("broken") or (kind == "shared" and BROKEN in shared.get(spec["shared"], {BROKEN: True})):
-            continue  # its own definition is wrong and already reported: no shape to give it
-        if kind == "input":
-            shape = (None, *spec["shape"])
-            big = _size_problem(nid, path, kind, [shape])
-            if big:
-                problems.append(big)
-                continue
-            info[nid] = NodeInfo("input", spec.get("dtype", "float32"), shape)
-            continue
-        refs = attrs["refs"]
-        if any(r.source.partition(".")[0] not in info for r in refs):
-            continue  # an upstream node failed; its problem is already reported
-        bad_ports = [p for p in (_port_problem(g, info, r) for r in refs) if p]
+
+@dataclass
+class Shapes:
+    """What the shapes stage found: the typed record later stages read.
+
+    Attributes:
+        info: static shape and parameter counts per node, in topological order.
+        extras: a node's further outputs (an RNN's states), addressed ``id.1``, ``id.2``...
+        models: the resolved ``model`` nodes.
+    """
+
+    info: dict[str, NodeInfo] = field(default_factory=dict)
+    extras: dict[str, tuple[Shape, ...]] = field(default_factory=dict)
+    models: dict[str, ModelCall] = field(default_factory=dict)
+
+    def ports(self, node: str) -> int:
+        """How many outputs a node has."""
+        return 1 + len(self.extras.get(node, ()))
+
+    def of(self, source: str) -> Shape:
+        """The shape of a reference: a node id, or ``id.N`` for output N of a node (see ``port_index``)."""
+        node, index = port_index(source)
+        return (self.info[node].shape, *self.extras.get(node, ()))[index or 0]
+
+    def port_problem(self, ref: Ref) -> Problem | None:
+        """A reference to an output its node does not have."""
+        node, index = port_index(ref.source)
+        n = self.ports(node)
+        if index is not None and index < n:
+            return None
+        what = "input" if self.info[node].kind == "input" else "node"
+        if n == 1:
+            return Problem(
+                ref.path,
+                f"{what} `{node}` has one output; `{ref.source}` is not it",
+                f"write `{node}` (or `{node}.0`)",
+                "reference",
+            )
+        return Problem(
+            ref.path,
+            f"{what} `{node}` has {n} outputs; `{ref.source}` is not one of them",
+            f"use `{node}.0` (or `{node}`) to `{node}.{n - 1}`",
+            "reference",
+        )
+
+
+Handled = tuple[NodeInfo, Out] | None  # None: the handler reported its own problem
+
+
+class _ShapeWalk:
+    """One pass of the shapes stage over a graph: ``HANDLERS`` maps each node kind to its handler.
+
+    A handler returns the node's ``NodeInfo`` and its rule's ``Out``, raises
+    RuleError (turned into a problem at the node's path), or reports its own
+    problem and returns None.
+    """
+
+    def __init__(self, g: nx.DiGraph, file: str | None, models: ModelContext | None, into: Shapes) -> None:
+        self.g = g
+        self.file = file
+        self.models = models
+        self.shapes = into
+        self.problems: list[Problem] = []
+        self.first_calls: dict[str, tuple[int, int, str, Any, tuple[Any, ...]]] = {}
+        self.calls: dict[str, int] = {}
+
+    def of(self, ref: Ref) -> Shape:
+        return self.shapes.of(ref.source)
+
+    def visit(self, nid: str) -> None:
+        attrs = self.g.nodes[nid]
+        kind, path = attrs["kind"], attrs["path"]
+        if attrs.get("broken") or (
+            kind == "shared" and BROKEN in self.g.graph["shared"].get(attrs["spec"]["shared"], {BROKEN: True})
+        ):
+            return  # its own definition is wrong and already reported: no shape to give it
+        refs: Sequence[Ref] = attrs.get("refs", ())
+        if any(r.source.partition(".")[0] not in self.shapes.info for r in refs):
+            return  # an upstream node failed; its problem is already reported
+        bad_ports = [p for p in map(self.shapes.port_problem, refs) if p]
         if bad_ports:
-            problems.extend(bad_ports)
-            continue
+            self.problems.extend(bad_ports)
+            return
         try:
-            if kind == "merge":
-                rule = MERGES[spec["merge"]]
-                subject = f"merge `{nid}` ({rule.name})"
-                sources = [(r.source, shape_of(r.source)) for r in refs]
-                out = rule.infer(_grouped(rule, refs, sources), rule.resolve(spec.get("config", {})))
-                node_info = NodeInfo("merge", rule.name, out.shape, out.trainable, out.non_trainable)
-            elif kind == "model":
-                subject = f"node `{nid}` (model):"
-                ctx = models or ModelContext(Path(file).parent if file else Path.cwd(), max_params=max_params)
-                shapes = {r.source: shape_of(r.source) for r in refs}
-                sub, chosen, mapping = infer_model_node(spec, refs, shapes, ctx)
-                g.graph["submodels"][nid] = (sub, chosen, mapping, ctx)
-                out = _freeze(Out(sub.outputs[chosen], sub.trainable, sub.non_trainable), spec.get("trainable", True))
-                node_info = NodeInfo("model", sub.path.name, out.shape, out.trainable, out.non_trainable)
-            elif kind == "layer":
-                lrule = LAYERS[spec["layer"]]
-                subject = f"node `{nid}` ({lrule.name}):"
-                in_shape = _layer_input(lrule, refs, shape_of)
-                out = _freeze(lrule.infer(in_shape, lrule.resolve(spec.get("config", {}))), spec.get("trainable", True))
-                node_info = NodeInfo("layer", lrule.name, out.shape, out.trainable, out.non_trainable)
-            else:
-                sid = spec["shared"]
-                layer = shared[sid]
-                lrule = LAYERS[layer["layer"]]
-                subject = f"node `{nid}` (call of shared `{sid}`, {lrule.name}):"
-                in_shape = _layer_input(lrule, refs, shape_of)
-                config = lrule.resolve(layer.get("config", {}))
-                out = lrule.infer(in_shape, config)
-                dims = _weight_dims(lrule, in_shape, config, out.params)
-                out = _freeze(out, layer.get("trainable", True))
+            found = self.HANDLERS[kind](self, nid, attrs["spec"], refs)
         except RuleError as exc:
-            if kind == "model":
-                where = (*path, exc.key) if exc.key else (*path, "inputs")
-                problems.append(Problem(where, f"{subject} {exc.message}", exc.hint, "model"))
-                continue
-            config_base: tuple[PathPart, ...] = path
-            if kind == "shared":
-                config_base = g.graph["shared_origins"].get(spec["shared"], ("shared", spec["shared"]))
-            problems.append(_rule_problem(exc, path, subject, config_base))
-            continue
-        if kind == "shared":
-            shared_calls[sid] = shared_calls.get(sid, 0) + 1
-            first = shared_weights.get(sid)
-            if first is None:
-                shared_weights[sid] = (out.trainable, out.non_trainable, nid, in_shape, dims)
-                node_info = NodeInfo("shared", lrule.name, out.shape, out.trainable, out.non_trainable, sid, 1)
-            elif (out.trainable, out.non_trainable) != first[:2] or dims != first[4]:
-                problems.append(
-                    Problem(
-                        (*path, "inputs"),
-                        f"node `{nid}` calls shared layer `{sid}` on an input its weights do not fit. "
-                        f"Received: {_fmt_input(in_shape)} here, "
-                        f"{_fmt_input(first[3])} at its first call `{first[2]}`",
-                        f"Keras builds `{sid}` at its first call for {_fmt_dims(first[4])}; "
-                        "feed every call the same there, or use separate layers",
-                        "shape",
-                    )
-                )
-                continue
-            else:
-                node_info = NodeInfo("shared", lrule.name, out.shape, 0, 0, sid, shared_calls[sid])
+            self.problems.append(self._rule_problem(exc, nid, attrs))
+            return
+        if found is None:
+            return
+        node_info, out = found
         big = _size_problem(nid, path, kind, [out.shape, *out.extra])
         if big:
-            problems.append(big)
-            continue
-        info[nid] = node_info
+            self.problems.append(big)
+            return
+        self.shapes.info[nid] = node_info
         if out.extra:
-            g.graph["extras"][nid] = out.extra
+            self.shapes.extras[nid] = out.extra
 
-    for ref in g.graph["outputs"].values():
-        if ref.source.partition(".")[0] in info:
-            bad = _port_problem(g, info, ref)
-            if bad:
-                problems.append(bad)
-    if not problems:
-        totals = total_params(info)
+    def _input(self, nid: str, spec: Mapping[str, Any], refs: Sequence[Ref]) -> Handled:
+        shape: Shape = (None, *spec["shape"])
+        return NodeInfo("input", spec.get("dtype", "float32"), shape), Out(shape)
+
+    def _layer(self, nid: str, spec: Mapping[str, Any], refs: Sequence[Ref]) -> Handled:
+        rule = LAYERS[spec["layer"]]
+        out = rule.infer(layer_inputs(rule, refs, self.of), rule.resolve(spec.get("config", {})))
+        out = _freeze(out, spec.get("trainable", True))
+        return NodeInfo("layer", rule.name, out.shape, out.trainable, out.non_trainable), out
+
+    def _merge(self, nid: str, spec: Mapping[str, Any], refs: Sequence[Ref]) -> Handled:
+        rule = MERGES[spec["merge"]]
+        sources = merge_inputs(rule, refs, lambda r: (r.source, self.of(r)))
+        out = rule.infer(sources, rule.resolve(spec.get("config", {})))
+        return NodeInfo("merge", rule.name, out.shape, out.trainable, out.non_trainable), out
+
+    def _model(self, nid: str, spec: Mapping[str, Any], refs: Sequence[Ref]) -> Handled:
+        ctx = self.models or ModelContext(Path(self.file).parent if self.file else Path.cwd())
+        sub, chosen, mapping = infer_model_node(spec, refs, {r.source: self.of(r) for r in refs}, ctx)
+        self.shapes.models[nid] = ModelCall(sub, chosen, mapping, ctx)
+        out = _freeze(Out(sub.outputs[chosen], sub.trainable, sub.non_trainable), spec.get("trainable", True))
+        return NodeInfo("model", sub.path.name, out.shape, out.trainable, out.non_trainable), out
+
+    def _shared(self, nid: str, spec: Mapping[str, Any], refs: Sequence[Ref]) -> Handled:
+        sid = spec["shared"]
+        layer = self.g.graph["shared"][sid]
+        rule = LAYERS[layer["layer"]]
+        in_shape = layer_inputs(rule, refs, self.of)
+        config = rule.resolve(layer.get("config", {}))
+        out = rule.infer(in_shape, config)
+        dims = _weight_dims(rule, in_shape, config, out.params)
+        out = _freeze(out, layer.get("trainable", True))
+        self.calls[sid] = self.calls.get(sid, 0) + 1
+        first = self.first_calls.setdefault(sid, (out.trainable, out.non_trainable, nid, in_shape, dims))
+        if first[2] == nid:
+            return NodeInfo("shared", rule.name, out.shape, out.trainable, out.non_trainable, sid, 1), out
+        if (out.trainable, out.non_trainable) != first[:2] or dims != first[4]:
+            self.problems.append(
+                Problem(
+                    (*self.g.nodes[nid]["path"], "inputs"),
+                    f"node `{nid}` calls shared layer `{sid}` on an input its weights do not fit. "
+                    f"Received: {_fmt_input(in_shape)} here, "
+                    f"{_fmt_input(first[3])} at its first call `{first[2]}`",
+                    f"Keras builds `{sid}` at its first call for {_fmt_dims(first[4])}; "
+                    "feed every call the same there, or use separate layers",
+                    "shape",
+                )
+            )
+            return None
+        return NodeInfo("shared", rule.name, out.shape, 0, 0, sid, self.calls[sid]), out
+
+    HANDLERS: ClassVar[Mapping[str, Callable[[_ShapeWalk, str, Mapping[str, Any], Sequence[Ref]], Handled]]] = {
+        "input": _input,
+        "layer": _layer,
+        "shared": _shared,
+        "merge": _merge,
+        "model": _model,
+    }
+
+    def _rule_problem(self, exc: RuleError, nid: str, attrs: Mapping[str, Any]) -> Problem:
+        """A rule's complaint at the node's path: its config key, its input slot, or its inputs."""
+        spec, kind, path = attrs["spec"], attrs["kind"], attrs["path"]
+        if kind == "model":
+            where = (*path, exc.key) if exc.key else (*path, "inputs")
+            return Problem(where, f"node `{nid}` (model): {exc.message}", exc.hint, "model")
+        config_base: tuple[PathPart, ...] = path
+        if kind == "merge":
+            subject = f"merge `{nid}` ({MERGES[spec['merge']].name})"
+        elif kind == "layer":
+            subject = f"node `{nid}` ({LAYERS[spec['layer']].name}):"
+        else:
+            sid = spec["shared"]
+            subject = f"node `{nid}` (call of shared `{sid}`, {LAYERS[self.g.graph['shared'][sid]['layer']].name}):"
+            config_base = self.g.graph["shared_origins"].get(sid, ("shared", sid))
+        return _rule_problem(exc, path, subject, config_base)
+
+    def finish(self, max_params: int, optimizer: str) -> None:
+        """The checks of the whole model: its outputs' ports, the parameter and memory budgets."""
+        for ref in self.g.graph["outputs"].values():
+            if ref.source.partition(".")[0] in self.shapes.info:
+                bad = self.shapes.port_problem(ref)
+                if bad:
+                    self.problems.append(bad)
+        if self.problems:
+            return
+        totals = total_params(self.shapes.info)
         if totals.params > max_params:
-            problems.append(
+            self.problems.append(
                 Problem(
                     (),
                     f"the model has {totals.params:,} parameters, over the budget of {max_params:,}",
@@ -347,13 +354,46 @@ def infer_shapes(
                     "budget",
                 )
             )
-        elif models is None or len(models.stack) <= 1:  # a nested spec's weights count in the outermost one's
-            from .budget import memory_problems
+        elif self.models is None or len(self.models.stack) <= 1:  # a nested spec's weights count in the outermost one's
+            max_memory = self.models.max_memory if self.models else None
+            self.problems.extend(memory_problems(self.shapes, optimizer, max_memory))
 
-            problems.extend(memory_problems(info, g, models.max_memory if models else None))
-    if problems:
-        raise ShapeError(problems, file=file)
-    return info
+
+def infer_shapes(
+    g: nx.DiGraph,
+    file: str | None = None,
+    max_params: int = DEFAULT_MAX_PARAMS,
+    models: ModelContext | None = None,
+    into: Shapes | None = None,
+    optimizer: str = "adam",
+) -> Shapes:
+    """Compute every node's output shape and parameter counts.
+
+    Args:
+        g: a graph from ``build_graph``.
+        file: the spec's file name for messages.
+        max_params: refuse models with more parameters than this.
+        models: how to resolve ``model`` nodes (paths, allowed folders,
+            the nested check); the resolved sub-models are in ``Shapes.models``.
+        into: a record to fill; when a ShapeError is raised it still holds
+            every node that could be given a shape (for later checks).
+        optimizer: the spec's optimizer, whose state the memory estimate counts.
+
+    Returns:
+        The shapes record, ``info`` in topological order.
+
+    Raises:
+        ShapeError: with every shape mismatch, out-of-range config and
+            shared-layer misuse found, or a model over ``max_params`` or the
+            memory budget.
+    """
+    walk = _ShapeWalk(g, file, models, Shapes() if into is None else into)
+    for nid in topo_order(g):
+        walk.visit(nid)
+    walk.finish(max_params, optimizer)
+    if walk.problems:
+        raise ShapeError(walk.problems, file=file)
+    return walk.shapes
 
 
 def total_params(info: Mapping[str, NodeInfo]) -> Totals:

@@ -7,7 +7,6 @@ from typing import Any
 from ..vocab.losses import objective_text
 from ..vocab.rule import fmt_shape
 from .check import Checked
-from .shapes import output_shape
 
 
 def _size(params: int) -> str:
@@ -67,9 +66,9 @@ def format_summary(checked: Checked) -> str:
 
     rule = "-" * len(fmt(header))
     t = checked.totals
-    outs = checked.flat["outputs"]
+    outs = checked.doc["outputs"]
     out_lines = [
-        f"  {name} <- {o['from']} {fmt_shape(output_shape(checked.info, checked.graph, o['from']))}"
+        f"  {name} <- {o['from']} {fmt_shape(checked.shapes.of(o['from']))}"
         + (f"  loss {objective_text(o['loss'])} x {o.get('loss_weight', 1)}" if o.get("loss") else "")
         + (f"  metrics {', '.join(objective_text(m) for m in o['metrics'])}" if o.get("metrics") else "")
         for name, o in outs.items()

@@ -21,7 +21,8 @@ import networkx as nx
 from ..errors import PathPart, Problem
 from ..vocab.layers import LAYERS
 from ..vocab.rule import FLOAT_DTYPES, INTEGER_DTYPES
-from .shapes import NodeInfo, output_shape, port_index
+from .binding import port_index
+from .shapes import NodeInfo, Shapes
 
 #: How a layer treats a padding mask on its input (Keras's ``supports_masking``
 #: and ``compute_mask``; tests/test_training.py checks the table against Keras):
@@ -134,7 +135,7 @@ def _mask_origin(g: nx.DiGraph, nid: str, carried: str | None) -> str | None:
 
 def training_problems(
     g: nx.DiGraph,
-    info: Mapping[str, NodeInfo],
+    shapes: Shapes,
     order: list[str],
     outputs: Mapping[str, Any],
     output_check: OutputCheck | None = None,
@@ -143,7 +144,7 @@ def training_problems(
 
     Args:
         g: the checked graph.
-        info: static shapes per node.
+        shapes: the shapes stage's record (nodes that got a shape).
         order: the nodes in topological order.
         outputs: the spec's ``outputs`` section (blocks expanded).
         output_check: the loss-versus-output check for one output
@@ -153,6 +154,7 @@ def training_problems(
         Problems of severity ``error`` (integer ids that are not integers) and
         ``warning`` (a padding mask dropped, losses that do not fit).
     """
+    info = shapes.info
     problems: list[Problem] = []
     dtypes: dict[str, str] = {}
     masks: dict[str, str | None] = {}  # node -> the Embedding whose mask rides on its output
@@ -175,12 +177,11 @@ def training_problems(
     if output_check is not None:
         for name, ref in g.graph["outputs"].items():
             node, index = port_index(ref.source)
-            ports = 1 + len(g.graph["extras"].get(node, ()))
-            if node not in info or name not in outputs or index is None or index >= ports:
+            if node not in info or name not in outputs or index is None or index >= shapes.ports(node):
                 continue  # no shape, or a port that does not exist: reported already
             # The producing layer says which activation ends the output; a state (`enc.1`) ends in none known.
             layer, config = _layer_of(g, node) if index == 0 else (None, {})
-            shape = output_shape(info, g, ref.source)
+            shape = shapes.of(ref.source)
             problems.extend(output_check(name, outputs[name], shape, layer, config))
     return problems
 

@@ -9,7 +9,7 @@ Most merges take a list of inputs (``"inputs": ["a", "b"]``) and their rule's
 ``infer`` receives ``Sources``. A merge whose inputs play different roles
 declares named ``slots`` (``gated``: ``{"experts": [...], "gate": "g"}``) and
 its ``infer`` receives ``NamedSources``: slot name -> that slot's sources.
-The layers behind ``weighted`` and ``gated`` live in ``fusion.py``.
+The layers behind ``weighted`` and ``gated`` live in ``fusec/keras/fusion.py``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import RuleError
-from .rule import MAX_DIM, Dim, Out, Param, Shape, fmt_shape, p_bool, p_enum, p_int
+from .rule import MAX_DIM, Dim, MergeLook, Out, Param, Rule, Shape, fmt_shape, p_bool, p_enum, p_int
 
 Sources = Sequence[tuple[str, Shape]]  # (node id, shape) per input, in order
 NamedSources = Mapping[str, Sources]  # slot name -> its sources; a "one" slot holds one
@@ -36,47 +36,36 @@ class SlotError(RuleError):
 
 
 @dataclass(frozen=True)
-class MergeRule:
-    """Everything fusec knows statically about one merge mode.
+class MergeRule(Rule):
+    """Everything fusec knows statically about one merge mode (see ``Rule`` for the shared facts).
 
     Attributes:
-        name: the spec's ``merge`` value.
-        keras: the Keras layer class that implements it.
-        doc: one line for the schema and docs.
-        params: the config keys it accepts.
-        infer: output shape and parameters from the sources' shapes: called
-            with ``Sources`` for a list merge, ``NamedSources`` when ``slots``
-            is set.
+        infer: as ``Rule.infer``, required: called with ``Sources`` for a
+            list merge, ``NamedSources`` when ``slots`` is set.
         arity: (min, max) number of inputs; max None for unbounded. For a
             merge with slots, the count of each ``list`` slot.
-        examples: input shapes (without batch) and configs replayed through
-            Keras by the tests. For a merge with slots, the shapes run in slot
-            order with a list slot's shapes inline (gated: the experts', then
-            the gate's); ``example_sources`` splits them.
         slots: None for a merge of a list of inputs; else its named inputs,
             each ``one`` (an id) or ``list`` (a list of ids), all required.
         slot_docs: one line per slot for the schema and docs.
+
+    ``examples`` give the input shapes (without batch) and a config. For a
+    merge with slots, the shapes run in slot order with a list slot's shapes
+    inline (gated: the experts', then the gate's); ``example_sources`` splits
+    them.
     """
 
-    name: str
-    keras: str
-    doc: str
-    params: tuple[Param, ...]
     # Any: Sources or NamedSources, by ``slots`` (a union would reject both kinds of rule).
-    infer: Callable[[Any, Mapping[str, Any]], Out]
+    infer: Callable[[Any, Mapping[str, Any]], Out]  # required for merges (keeps its place: 4th)
     arity: tuple[int, int | None] = (2, None)
-    examples: tuple[tuple[tuple[tuple[Dim, ...], ...], dict[str, Any]], ...] = ()
-    summary_keys: tuple[str, ...] = ()
     slots: Mapping[str, str] | None = None
     slot_docs: Mapping[str, str] = field(default_factory=dict)
-    param_index: Mapping[str, Param] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "param_index", {p.name: p for p in self.params})
+        super().__post_init__()
         if self.slots is not None and not set(self.slots.values()) <= set(SLOT_KINDS):
             raise ValueError(f"merge {self.name}: slot kinds are {SLOT_KINDS}")
 
-    def example_sources(self, shapes: Sequence[Shape]) -> dict[str, list[int]]:
+    def example_sources(self, shapes: Sequence[Any]) -> dict[str, list[int]]:
         """Indices into an example's ``shapes`` per slot (one ``list`` slot takes the rest)."""
         slots = self.slots or {}
         n_list = len(shapes) - sum(kind == "one" for kind in slots.values())
@@ -86,11 +75,6 @@ class MergeRule:
             take = 1 if kind == "one" else n_list
             out[name] = list(range(i, i + take))
             i += take
-        return out
-
-    def resolve(self, config: Mapping[str, Any]) -> dict[str, Any]:
-        out = {p.name: p.default for p in self.params if not p.required}
-        out.update(config)
         return out
 
 
@@ -252,12 +236,33 @@ _AXES_SCHEMA = {
     ]
 }
 
+#: Element-wise merges of inputs of one shape: name -> (Keras class, doc, look).
 _ELEMENTWISE = {
-    "add": ("Add", "Element-wise sum of inputs of one shape (residual connections)."),
-    "multiply": ("Multiply", "Element-wise product of inputs of one shape (gating by hand)."),
-    "average": ("Average", "Element-wise mean of inputs of one shape (plain late fusion)."),
-    "maximum": ("Maximum", "Element-wise maximum of inputs of one shape."),
-    "minimum": ("Minimum", "Element-wise minimum of inputs of one shape."),
+    "add": (
+        "Add",
+        "Element-wise sum of inputs of one shape (residual connections).",
+        MergeLook("octagon", "#c6dbef", "#2171b5", "⊕"),
+    ),
+    "multiply": (
+        "Multiply",
+        "Element-wise product of inputs of one shape (gating by hand).",
+        MergeLook("doubleoctagon", "#fcbba1", "#cb181d", "⊗"),
+    ),
+    "average": (
+        "Average",
+        "Element-wise mean of inputs of one shape (plain late fusion).",
+        MergeLook("septagon", "#d4b9da", "#7a0177", "μ"),
+    ),
+    "maximum": (
+        "Maximum",
+        "Element-wise maximum of inputs of one shape.",
+        MergeLook("house", "#fee391", "#cc4c02", "▲", margin="0.1,0.12"),
+    ),
+    "minimum": (
+        "Minimum",
+        "Element-wise minimum of inputs of one shape.",
+        MergeLook("invhouse", "#bfd3e6", "#4d6a8a", "▼", margin="0.1,0.12"),
+    ),
 }
 
 _SAME_EXAMPLES: tuple[tuple[tuple[tuple[Dim, ...], ...], dict[str, Any]], ...] = (
@@ -266,12 +271,13 @@ _SAME_EXAMPLES: tuple[tuple[tuple[tuple[Dim, ...], ...], dict[str, Any]], ...] =
     (((None, 5), (7, 5)), {}),
 )
 
+#: Every merge a spec may name. One entry is all a new merge needs: its shape rule, params,
+#: examples, Keras class (a class of ``fusec.keras.fusion`` when Keras has none) and look.
 MERGES: Mapping[str, MergeRule] = {
     rule.name: rule
     for rule in (
         MergeRule(
             "concat",
-            "Concatenate",
             "Joins inputs along an axis (early fusion). All other axes must match.",
             (
                 Param(
@@ -282,50 +288,56 @@ MERGES: Mapping[str, MergeRule] = {
                 ),
             ),
             _concat,
-            examples=(
+            (
                 (((8,), (4,)), {}),
                 (((3, 4), (5, 4)), {"axis": 1}),
                 (((2, 2, 3), (2, 2, 1), (2, 2, 2)), {"axis": -1}),
             ),
-            summary_keys=("axis",),
+            ("axis",),
+            keras="Concatenate",
+            ordered_inputs=True,
+            look=MergeLook("invtrapezium", "#fdd0a2", "#d94801", "‖"),
         ),
         *(
-            MergeRule(name, keras, doc, (), _same_shape(name), examples=_SAME_EXAMPLES)
-            for name, (keras, doc) in _ELEMENTWISE.items()
+            MergeRule(name, doc, (), _same_shape(name), _SAME_EXAMPLES, keras=keras, look=look)
+            for name, (keras, doc, look) in _ELEMENTWISE.items()
         ),
         MergeRule(
             "subtract",
-            "Subtract",
             "First input minus the second (distance heads, residuals).",
             (),
             _same_shape("subtract"),
-            arity=(2, 2),
-            examples=(
+            (
                 (((8,), (8,)), {}),
                 (((3, 4), (3, 4)), {}),
                 (((None, 2), (6, 2)), {}),
             ),
+            keras="Subtract",
+            arity=(2, 2),
+            ordered_inputs=True,
+            look=MergeLook("hexagon", "#f6e8c3", "#8c510a", "⊖"),
         ),
         MergeRule(
             "dot",
-            "Dot",
             "Dot product of two inputs along the given axes (cosine similarity with normalize).",
             (
                 Param("axes", _AXES_SCHEMA, "Axis, or [axis of input 1, axis of input 2]."),
                 p_bool("normalize", "L2-normalise both inputs first (cosine similarity).", False),
             ),
             _dot,
-            arity=(2, 2),
-            examples=(
+            (
                 (((8,), (8,)), {"axes": 1}),
                 (((3, 4), (5, 4)), {"axes": 2}),
                 (((3, 4), (3, 6)), {"axes": [1, 1], "normalize": True}),
             ),
-            summary_keys=("axes", "normalize"),
+            ("axes", "normalize"),
+            keras="Dot",
+            arity=(2, 2),
+            ordered_inputs=True,
+            look=MergeLook("Msquare", "#c7eae5", "#01665e", "⊙"),
         ),
         MergeRule(
             "weighted",
-            "WeightedMerge",
             "Learned weighted average of inputs of one shape (learned late fusion): "
             "one weight per input, or per input and feature.",
             (
@@ -345,17 +357,20 @@ MERGES: Mapping[str, MergeRule] = {
                 ),
             ),
             _weighted,
-            examples=(
+            (
                 (((8,), (8,)), {}),
                 (((3, 4), (3, 4), (3, 4)), {"per_feature": True}),
                 (((7, 5), (None, 5)), {"normalize": "sum"}),
                 (((6,), (6,), (6,), (6,)), {"normalize": "none", "per_feature": True}),
             ),
-            summary_keys=("normalize", "per_feature"),
+            ("normalize", "per_feature"),
+            keras="WeightedMerge",
+            keras_home="fusec.keras.fusion",
+            keras_sources="input_ids",
+            look=MergeLook("trapezium", "#fbb4c4", "#ae017e", "Σw", margin="0,0"),
         ),
         MergeRule(
             "gated",
-            "GatedMerge",
             "Mixture of experts: sum over i of gate[:, i] * expert_i, the gate of shape (batch, number of experts).",
             (
                 p_bool(
@@ -373,17 +388,20 @@ MERGES: Mapping[str, MergeRule] = {
                 ),
             ),
             _gated,
-            examples=(
+            (
                 (((6,), (6,), (6,), (3,)), {}),
                 (((4, 5), (4, 5), (2,)), {"softmax": True}),
                 (((None, 8), (None, 8), (None, 8), (None, 8), (4,)), {"softmax": True, "top_k": 2}),
             ),
+            ("softmax", "top_k"),
+            keras="GatedMerge",
+            keras_home="fusec.keras.fusion",
             slots={"experts": "list", "gate": "one"},
             slot_docs={
                 "experts": "The experts' outputs, all of one shape.",
                 "gate": "The gate's output, (batch, number of experts): one weight per expert.",
             },
-            summary_keys=("softmax", "top_k"),
+            look=MergeLook("cds", "#e6f598", "#4d7c0f", "⋈", style="filled,bold", margin="0.2,0.1"),
         ),
     )
 }

@@ -14,7 +14,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from ..errors import RuleError
@@ -93,52 +93,119 @@ FLOAT_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
 INTEGER_DTYPES = frozenset({"int32", "int64", "uint8"})
 
 
+#: Where a rule's Keras class lives (``Rule.keras_home``): Keras's own modules, or fusec's
+#: layers (``fusec.keras.fusion``) for what Keras has no layer for. ``fusec.keras.layers``
+#: resolves the name; the vocabulary never imports Keras.
+KERAS_HOMES = ("keras.layers", "keras.losses", "keras.metrics", "fusec.keras.fusion")
+
+
 @dataclass(frozen=True)
-class LayerRule:
-    """Everything fusec knows statically about one layer type.
+class MergeLook:
+    """How a diagram draws one merge mode (``render/style.py`` makes its ``Look`` from it).
 
     Attributes:
-        name: the spec's ``layer`` value and the Keras class name.
-        doc: one line shown in the schema and docs.
-        params: the config keys it accepts.
-        infer: output shape and parameter counts from the input shape and the
-            config (defaults filled in); raises RuleError.
-        examples: (input shape without batch, config) pairs replayed through
-            Keras by the tests.
+        shape: a Graphviz node shape, distinct per merge.
+        fill: background colour.
+        border: outline colour (also the colour of a named input's edges).
+        glyph: the symbol shown before the mode's name.
+        style: Graphviz style list (``filled`` always included).
+        margin: Graphviz node margin, for shapes that need room ("" keeps Graphviz's).
+    """
+
+    shape: str
+    fill: str
+    border: str
+    glyph: str
+    style: str = "filled"
+    margin: str = ""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What every entry of the vocabulary (layer, merge, loss, metric) states, as data.
+
+    Subclasses add what only their kind has (a layer's slots, a merge's
+    arity); everything here is read the same way for all of them.
+
+    Attributes:
+        name: the spec's name for it (``layer``, ``merge`` or loss/metric name).
+        doc: one line for the schema, editors' hover help and docs.
+        params: the config keys (or arguments) it accepts.
+        infer: the shape rule: output shape and parameter counts (``Out``)
+            from the input shape(s) and the resolved config; raises
+            RuleError. None where there is no tensor to shape (losses).
+        examples: (input shape(s) without batch, config) pairs that the
+            tests replay through Keras and the property tests draw from.
         summary_keys: the config keys worth showing in a summary or diagram.
-        slots: named inputs, for layers called on several tensors
-            (``query``, ``value``, ``key``); ``infer`` then receives a dict of
-            shapes by slot, and examples give a dict of shapes too.
-        required_slots: the slots that must be given; a single id fills them
-            all (self-attention).
-        call_style: how build.py passes the slots: ``kwargs`` or ``list``
-            (in ``slots`` order).
-        dtypes: which element types the layer takes (see DTYPE_RULES): ``float``
-            (the default), ``number``, ``keep`` or ``ids``.
+        keras: the Keras class that implements it ("" : the same as ``name``).
+        keras_home: the module that class lives in (one of ``KERAS_HOMES``).
+        keras_sources: the keyword argument that receives the input ids, in
+            order, when the Keras object is made ("" : none); the ``weighted``
+            merge records them to report its learned weights per input.
+        dtypes: which element types it takes (see ``DTYPE_RULES``).
+        ordered_inputs: whether the result depends on the order of its
+            inputs (diagrams number the edges).
+        look: how a diagram draws it (merges); None for the generic look.
     """
 
     name: str
     doc: str
     params: tuple[Param, ...]
-    infer: Infer
-    examples: tuple[tuple[Any, dict[str, Any]], ...] = ()  # shape, or {slot: shape} with slots
+    infer: Infer | None = None
+    examples: tuple[tuple[Any, dict[str, Any]], ...] = ()
     summary_keys: tuple[str, ...] = ()
-    slots: tuple[str, ...] = ()
-    required_slots: tuple[str, ...] = ()
-    call_style: str = "kwargs"
+    _: KW_ONLY
+    keras: str = ""
+    keras_home: str = "keras.layers"
+    keras_sources: str = ""
     dtypes: str = "float"
+    ordered_inputs: bool = False
+    look: MergeLook | None = None
     param_index: Mapping[str, Param] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "param_index", {p.name: p for p in self.params})
+        if not self.keras:
+            object.__setattr__(self, "keras", self.name)
         if self.dtypes not in DTYPE_RULES:
-            raise ValueError(f"layer {self.name}: dtypes is one of {', '.join(DTYPE_RULES)}")
+            raise ValueError(f"{self.name}: dtypes is one of {', '.join(DTYPE_RULES)}")
+        if self.keras_home not in KERAS_HOMES:
+            raise ValueError(f"{self.name}: keras_home is one of {', '.join(KERAS_HOMES)}")
 
     def resolve(self, config: Cfg) -> dict[str, Any]:
         """The config with every default filled in."""
         out = {p.name: p.default for p in self.params if not p.required}
         out.update(config)
         return out
+
+    def schema_title(self) -> str:
+        """The config schema's title (``Dense config``; an objective's ``huber loss``)."""
+        return f"{self.name} config"
+
+    def fixed_properties(self) -> dict[str, Any]:
+        """Config-schema properties that come before the params (an objective's ``name``)."""
+        return {}
+
+
+@dataclass(frozen=True)
+class LayerRule(Rule):
+    """Everything fusec knows statically about one layer type (``name`` is its Keras class).
+
+    Attributes:
+        infer: as ``Rule.infer``, required; with ``slots`` it receives a
+            dict of shapes by slot, and examples give a dict of shapes too.
+        slots: named inputs, for layers called on several tensors
+            (``query``, ``value``, ``key``).
+        required_slots: the slots that must be given; a single id fills them
+            all (self-attention).
+        call_style: how build.py passes the slots: ``kwargs`` or ``list``
+            (in ``slots`` order).
+    """
+
+    infer: Infer  # required for layers (a dataclass field keeps its place: 4th)
+    slots: tuple[str, ...] = ()
+    required_slots: tuple[str, ...] = ()
+    call_style: str = "kwargs"
 
 
 # --- parameter constructors -------------------------------------------------
@@ -306,13 +373,6 @@ def deconv_length(n: Dim, kernel: int, stride: int, padding: str, dilation: int 
     return n * stride + max(span - stride, 0)
 
 
-def positive(shape: Shape, what: str) -> Shape:
-    """Raise when a computed dimension is zero or negative."""
-    if any(d is not None and d <= 0 for d in shape):
-        raise RuleError(f"{what} would produce an empty output of shape {fmt_shape(shape)}")
-    return shape
-
-
 def prod(dims: Sequence[int]) -> int:
     return math.prod(dims)
 
@@ -347,14 +407,15 @@ def describe_default(p: Param) -> str:
     return f"{p.doc} Default: {value}."
 
 
-def config_schema(rule: LayerRule) -> dict[str, Any]:
-    """JSON Schema of a layer's ``config`` object (closed: unknown keys fail).
+def config_schema(rule: Rule) -> dict[str, Any]:
+    """JSON Schema of a rule's ``config`` object (closed: unknown keys fail): the one builder.
 
+    Layers, merges and the object form of losses and metrics all take it.
     Each key's description ends with its default as JSON; a key whose Keras
     default is None also accepts ``null``, so every documented default is a
     value the checker takes.
     """
-    props = {}
+    props = rule.fixed_properties()
     for p in rule.params:
         prop = nullable(p.schema) if p.default is None else dict(p.schema)
         prop.setdefault("title", p.name)
@@ -362,7 +423,7 @@ def config_schema(rule: LayerRule) -> dict[str, Any]:
         props[p.name] = prop
     schema: dict[str, Any] = {
         "type": "object",
-        "title": f"{rule.name} config",
+        "title": rule.schema_title(),
         "description": rule.doc,
         "properties": props,
         "additionalProperties": False,

@@ -2,7 +2,7 @@
 
 Usage (from the repository root; ``make gallery`` runs the same)::
 
-    .venv/bin/python bench/make_gallery.py
+    .venv/bin/python tools/make_gallery.py
 
 Each spec is checked and drawn with ``fusec.render.render`` (no TensorFlow);
 SVGs of specs that no longer exist are removed, so the folder always mirrors
@@ -15,9 +15,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from fusec.cli.render import write_atomic
 from fusec.errors import FusecError
 from fusec.render import render
+from fusec.render.output import write_atomic
 from fusec.static.check import check_spec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +33,7 @@ language (shapes, colours, the legend, options) is described in
 
 Regenerate after changing a spec or the renderer (no TensorFlow needed):
 
-    make gallery        # or: .venv/bin/python bench/make_gallery.py
+    make gallery        # or: .venv/bin/python tools/make_gallery.py
 
 Draw one spec yourself:
 

@@ -1,0 +1,119 @@
+"""The options commands share, declared once.
+
+Every command that checks a spec takes the same five options (``--json``,
+``--max-params``, ``--max-memory``, ``--allow-dir``, ``--strict``);
+``@check_options`` adds them and hands the command one ``CheckOptions``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..static.budget import DEFAULT_MAX_PARAMS
+from .report import guard
+
+
+def _memory_size(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """--max-memory as bytes (``16G``, ``512M``); None: the default budget (docs/security.md)."""
+    from ..static.budget import parse_size
+
+    if value is None:
+        return None
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _allowed_dirs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[Path, ...]:
+    """--allow-dir values as paths; an empty one is refused (it would silently mean the current folder)."""
+    for value in values:
+        if not value:
+            raise click.BadParameter("an empty folder name would allow the current folder; write `.` if you mean it")
+    return tuple(Path(v) for v in values)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print results and errors as JSON.")
+spec_arg = click.argument("spec", type=click.Path(path_type=Path, dir_okay=True, exists=False))
+_CHECK_OPTIONS = (
+    json_option,
+    click.option(
+        "--max-params",
+        type=click.IntRange(min=1),
+        default=DEFAULT_MAX_PARAMS,
+        show_default=True,
+        help="Refuse models with more parameters than this.",
+    ),
+    click.option(
+        "--max-memory",
+        metavar="SIZE",
+        callback=_memory_size,
+        help="Refuse models whose compile needs more memory than this (e.g. 16G); "
+        "default 80% of this machine's memory.",
+    ),
+    click.option(
+        "--allow-dir",
+        "allow_dirs",
+        multiple=True,
+        type=click.Path(file_okay=False),
+        callback=_allowed_dirs,
+        help="A folder outside the spec's own that sub-model paths may point into (repeatable).",
+    ),
+    click.option("--strict", is_flag=True, help="Refuse specs with warnings too (exit 1), as CI gates do."),
+)
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """What a spec may ask of this machine, and how results are printed.
+
+    Attributes:
+        as_json: print results and errors as JSON.
+        max_params: the parameter budget.
+        max_memory: the memory budget in bytes (None: the default budget).
+        allow_dirs: folders outside the spec's own that sub-model paths may point into.
+        strict: refuse specs with warnings too.
+    """
+
+    as_json: bool = False
+    max_params: int = DEFAULT_MAX_PARAMS
+    max_memory: int | None = None
+    allow_dirs: tuple[Path, ...] = ()
+    strict: bool = False
+
+    def check(self, spec: Path) -> Any:
+        """``check_spec`` with these options; raises FusecError."""
+        from ..static.check import check_spec
+
+        return check_spec(spec, self.max_params, self.allow_dirs, strict=self.strict, max_memory=self.max_memory)
+
+    def checked(self, spec: Path) -> Any:
+        """The checked spec, or the command ends with the errors reported (exit 1)."""
+        return guard(lambda: self.check(spec), self.as_json)
+
+
+def check_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the five check options; the command receives them as ``opts: CheckOptions``."""
+
+    @functools.wraps(fn)
+    def command(
+        *args: Any,
+        as_json: bool,
+        max_params: int,
+        max_memory: int | None,
+        allow_dirs: tuple[Path, ...],
+        strict: bool,
+        **kwargs: Any,
+    ) -> Any:
+        opts = CheckOptions(as_json, max_params, max_memory, allow_dirs, strict)
+        return fn(*args, opts=opts, **kwargs)
+
+    for option in reversed(_CHECK_OPTIONS):
+        command = option(command)
+    return command

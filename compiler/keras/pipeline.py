@@ -1,0 +1,68 @@
+"""Compile a checked spec: the output folder, the destination check, the build, the artifacts.
+
+One orchestration for the ``fusec compile`` command and ``fusec.compile_spec``:
+each step raises FusecError, the first two before TensorFlow is imported.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import OutputError, printable
+from ..static.check import Checked
+
+
+def output_folder(checked: Checked, fmt: str, given: Path | None = None) -> Path:
+    """The output folder: ``given``, else ``out/<model name>``.
+
+    A name made from the spec's (the folder, ``<name>.keras``) that is too
+    long for a file name is refused here, before the build, with the name
+    and what to change, rather than by the file system's "File name too long".
+
+    Raises:
+        OutputError: a derived name is too long for the file system.
+    """
+    from .save import archive_name, too_long
+
+    out = given if given is not None else Path("out") / checked.name
+    derived = not checked.doc.get("name")
+    origin = "the spec's file name, as the spec has no `name`" if derived else "the spec's `name`"
+    names = [] if given is not None else [(checked.name, out.parent)]
+    if fmt in ("all", "keras"):
+        names.append((archive_name(checked.name), out))
+    for name, where in names:
+        if too_long(where, name):
+            what = "default output name" if name == checked.name else "archive name"
+            raise OutputError.single(
+                (),
+                f"the {what} `{printable(name)}` (from {origin}) is "
+                f"{len(os.fsencode(name))} bytes, longer than a file name may be",
+                "give the spec a shorter `name`"
+                + (" or rename the file" if derived else "")
+                + (", or pass -o DIR" if name == checked.name else ", or compile with --format savedmodel"),
+                "output",
+            )
+    return out
+
+
+def check_output(checked: Checked, out: Path) -> None:
+    """Refuse an output folder fusec must not replace, before paying for TensorFlow."""
+    from .save import check_destination, input_files
+
+    check_destination(out.absolute(), input_files(checked))
+
+
+def build_and_save(checked: Checked, out: Path, fmt: str = "all") -> object:
+    """Build the Keras model and write its artifacts atomically; returns ``Artifacts``."""
+    from .build import build_model
+    from .save import save_artifacts
+
+    return save_artifacts(build_model(checked, compile=fmt != "savedmodel"), checked, out, fmt)
+
+
+def compile_checked(checked: Checked, out: Path | None = None, fmt: str = "all") -> object:
+    """Every step after the check: ``output_folder``, ``check_output``, ``build_and_save``."""
+    folder = output_folder(checked, fmt, out)
+    check_output(checked, folder)
+    return build_and_save(checked, folder, fmt)

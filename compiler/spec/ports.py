@@ -1,0 +1,137 @@
+"""Block output ports: which flat node id each output of a block (or an instance of one) stands for.
+
+A block's outputs may name outputs of inner instances; each block's ports
+are resolved once, and every reference that misses one gets the ports it
+could have meant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import NameIndex, PathPart, Problem, quote_names
+from .refs import BROKEN
+
+SEP = "__"
+MAX_DEPTH = 16
+
+
+class BlockPorts:
+    """The output ports of the blocks of one spec, resolved once per block.
+
+    Args:
+        blocks: the spec's ``blocks`` section (broken definitions marked ``broken``).
+    """
+
+    def __init__(self, blocks: Mapping[str, Any]) -> None:
+        self.blocks = blocks
+        # block name -> {output name: id relative to an instance's prefix}
+        self._ports: dict[str, dict[str, str]] = {}
+        self._port_names: dict[str, NameIndex] = {}
+        self._instance_names: dict[int, tuple[dict[str, str], NameIndex]] = {}
+        self.problems: list[Problem] = []
+
+    def expandable(self, node: Mapping[str, Any]) -> bool:
+        """Whether ``node`` is an instance of a known block whose definition passed the schema."""
+        block = self.blocks.get(node["block"]) if "block" in node else None
+        return block is not None and BROKEN not in block
+
+    def instance_ports(self, name: str, prefix: str) -> dict[str, str]:
+        """Each output port of an instance of block ``name``, as a flat node id."""
+        return {port: f"{prefix}{rel}" for port, rel in self.block_ports(name, ()).items()}
+
+    def block_ports(self, name: str, stack: tuple[str, ...]) -> dict[str, str]:
+        """Each output port of block ``name`` as an id relative to an instance's prefix.
+
+        Computed once per block: a block's ports name ports of inner
+        instances, and resolving them again for every port of every level
+        made nested re-exports exponential (4 ports, 12 levels: a minute).
+        A port that names an inner node's output ``node.N`` keeps the ``.N``.
+        """
+        cached = self._ports.get(name)
+        if cached is not None:
+            return cached
+        block = self.blocks.get(name)
+        if block is None or BROKEN in block or name in stack or len(stack) > MAX_DEPTH:
+            return {}
+        ports = {}
+        for port, ref in block["outputs"].items():
+            inner, _, sub = ref.partition(".")
+            node = block["nodes"].get(inner)
+            target = None
+            if node is not None and self.expandable(node):
+                subports = self.block_ports(node["block"], (*stack, name))
+                if sub:
+                    target = subports.get(sub)
+                elif len(subports) == 1:
+                    target = next(iter(subports.values()))
+                target = f"{inner}{SEP}{target}" if target is not None else None
+            elif sub and node is not None and "block" not in node:
+                target = f"{inner}.{sub}"
+            ports[port] = target or inner
+        self._ports[name] = ports
+        return ports
+
+    def resolve(self, ref: str, env: Mapping[str, str], outputs: Mapping[str, dict[str, str]]) -> str | None:
+        """Map a reference written in some scope to a flat id (None when unknown)."""
+        if ref in env:
+            return env[ref]
+        inst, _, port = ref.partition(".")
+        if inst in outputs:
+            ports = outputs[inst]
+            if port:
+                return ports.get(port)
+            if len(ports) == 1:
+                return next(iter(ports.values()))
+        if port and inst in env:
+            return f"{env[inst]}.{port}"  # output `port` of a multi-output node (an RNN's state)
+        return None
+
+    def ports_index(self, ports: dict[str, str]) -> NameIndex:
+        """The port names of one instance, indexed once however many references miss them."""
+        cached = self._instance_names.get(id(ports))
+        if cached is None or cached[0] is not ports:
+            cached = self._instance_names[id(ports)] = (ports, NameIndex(ports))
+        return cached[1]
+
+    def check_port(self, name: str, port: str, inner: str, sub: str, inner_block: str) -> None:
+        """A block output ``inner.sub`` naming an inner instance must name one of its ports."""
+        found = self.block_ports(inner_block, ())
+        if not found or (sub in found) or (not sub and len(found) == 1):
+            return
+        if inner_block not in self._port_names:
+            self._port_names[inner_block] = NameIndex(found)
+        ports = self._port_names[inner_block]
+        where = ("blocks", name, "outputs", port)
+        if not sub:
+            hint = "name one: " + quote_names([f"{inner}.{p}" for p in ports.names[:12]], 3)
+            message = (
+                f"block `{name}` output `{port}` names `{inner}`, "
+                f"an instance of `{inner_block}` with {len(ports.names)} outputs"
+            )
+        else:
+            near = ports.near(sub)
+            hint = f"did you mean `{inner}.{near[0]}`?" if near else f"its outputs: {quote_names(ports.names)}"
+            message = (
+                f"block `{name}` output `{port}` names `{inner}.{sub}`, but block `{inner_block}` has no output `{sub}`"
+            )
+        self.problems.append(Problem(where, message, hint, "reference"))
+
+
+def port_problem(path: tuple[PathPart, ...], inst: str, port: str, ports: NameIndex) -> Problem:
+    """A reference to block instance ``inst`` that names no port of it (or none, where it has several)."""
+    if not port:
+        return Problem(
+            path,
+            f"block instance `{inst}` has {len(ports.names)} outputs; name one",
+            "write " + quote_names([f"{inst}.{n}" for n in ports.names[:12]], 3),
+            "reference",
+        )
+    near = ports.near(port)
+    return Problem(
+        path,
+        f"block instance `{inst}` has no output `{port}`",
+        f"did you mean `{inst}.{near[0]}`?" if near else f"its outputs: {quote_names(ports.names)}",
+        "reference",
+    )

@@ -1,0 +1,38 @@
+"""Schema stage: the spec's contract, as JSON Schema 2020-12, and validation against it.
+
+- ``names``: the names rule for ids and names (patterns, ``derive_name``);
+- ``generate``: the schema, generated from the layer and merge registries
+  (``defs`` shares repeated parameter schemas under ``$defs``);
+- ``validator``: jsonschema's validator with fast paths for the generated forms;
+- ``messages``: each jsonschema error in words, by a table of keyword handlers;
+- ``problems``: the front end, a fastschema yes/no first, then every violation.
+"""
+
+from __future__ import annotations
+
+from ...vocab.losses import LOSSES as LOSSES  # the names a spec may use
+from ...vocab.losses import METRICS as METRICS
+from .generate import DTYPES as DTYPES
+from .generate import KIND_KEYS as KIND_KEYS
+from .generate import OPTIMIZERS as OPTIMIZERS
+from .generate import SCHEMA_ID as SCHEMA_ID
+from .generate import generate_schema as generate_schema
+from .generate import schema_json as schema_json
+from .messages import KERAS_MERGES as KERAS_MERGES
+from .names import EXTERNAL_PATTERN as EXTERNAL_PATTERN
+from .names import ID_PATTERN as ID_PATTERN
+from .names import INPUT_ID_PATTERN as INPUT_ID_PATTERN
+from .names import MAX_ID as MAX_ID
+from .names import REF_PATTERN as REF_PATTERN
+from .names import RESERVED as RESERVED
+from .names import derive_name as derive_name
+from .names import ecma_regex as ecma_regex
+from .names import id_problem as id_problem
+from .names import input_case_problems as input_case_problems
+from .names import is_id as is_id
+from .names import pattern_matches as pattern_matches
+from .problems import MAX_DETAILED as MAX_DETAILED
+from .problems import fast_check as fast_check
+from .problems import schema_problems as schema_problems
+from .problems import validate_schema as validate_schema
+from .validator import detailed_validator as detailed_validator
