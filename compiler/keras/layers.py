@@ -81,11 +81,6 @@ def keras_object(rule: Rule, config: Mapping[str, Any], name: str | None = None,
     return keras_class(rule)(**kwargs)
 
 
-def keras_kwargs(layer: str, config: Mapping[str, Any]) -> dict[str, Any]:
-    """Keras keyword arguments for a spec ``layer`` of that type (see ``rule_kwargs``)."""
-    return rule_kwargs(LAYERS[layer], config)
-
-
 def keras_layer(layer: str, config: Mapping[str, Any], name: str | None) -> Any:
     """Instantiate the Keras layer for a spec ``layer`` node.
 

@@ -23,7 +23,8 @@ def output_folder(checked: Checked, fmt: str, given: Path | None = None) -> Path
     Raises:
         OutputError: a derived name is too long for the file system.
     """
-    from .save import archive_name, too_long
+    from ..files import too_long
+    from .save import archive_name
 
     out = given if given is not None else Path("out") / checked.name
     derived = not checked.doc.get("name")
@@ -48,7 +49,8 @@ def output_folder(checked: Checked, fmt: str, given: Path | None = None) -> Path
 
 def check_output(checked: Checked, out: Path) -> None:
     """Refuse an output folder fusec must not replace, before paying for TensorFlow."""
-    from .save import check_destination, input_files
+    from ..static.archive import input_files
+    from .save import check_destination
 
     check_destination(out.absolute(), input_files(checked))
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import networkx as nx
 
-from ..errors import PathPart, Problem
+from ..errors import Problem
 from ..vocab.layers import LAYERS
 from ..vocab.rule import FLOAT_DTYPES, INTEGER_DTYPES
 from .binding import port_index
@@ -64,14 +64,6 @@ def _layer_of(g: nx.DiGraph, nid: str) -> tuple[str | None, Mapping[str, Any]]:
         layer = g.graph["shared"][spec["shared"]]
         return layer["layer"], layer.get("config", {})
     return None, {}
-
-
-def _config_path(g: nx.DiGraph, nid: str) -> tuple[PathPart, ...]:
-    attrs = g.nodes[nid]
-    if attrs["kind"] == "shared":
-        sid = attrs["spec"]["shared"]
-        return (*g.graph["shared_origins"].get(sid, ("shared", sid)), "config")
-    return (*attrs["path"], "config")
 
 
 def _dtype(g: nx.DiGraph, nid: str, info: Mapping[str, NodeInfo], dtypes: Mapping[str, str]) -> str:

@@ -18,8 +18,6 @@ The checks on plain output paths that ``fusec render`` shares live in
 
 from __future__ import annotations
 
-from ...files import NAME_MAX, describe, name_max, too_long
-from ...static.archive import input_files
 from .artifacts import FORMATS, MANIFEST, Artifacts, archive_name, export_saved_model, save_artifacts, signature_of
 from .destination import Destination, check_destination, inspect_destination
 from .owner import (
@@ -41,7 +39,6 @@ __all__ = [
     "MANIFEST",
     "MAX_ENTRIES",
     "MAX_OWNER_BYTES",
-    "NAME_MAX",
     "OWNER",
     "STATE_ENV",
     "Artifacts",
@@ -51,15 +48,11 @@ __all__ = [
     "NotOwned",
     "archive_name",
     "check_destination",
-    "describe",
     "export_saved_model",
-    "input_files",
     "inspect_destination",
-    "name_max",
     "save_artifacts",
     "signature_of",
     "state_dir",
-    "too_long",
     "user_key",
     "verify_owned",
     "walk",
