@@ -22,8 +22,8 @@ lint: setup
 	bash .ci/lint
 
 format: setup
-	.venv/bin/ruff format compiler tests bench tools
-	.venv/bin/ruff check --fix compiler tests bench tools
+	.venv/bin/ruff format compiler tests bench tools examples
+	.venv/bin/ruff check --fix compiler tests bench tools examples
 
 # Regenerate the committed JSON Schema from the layer and merge registries.
 schema: setup

@@ -13,13 +13,16 @@ Benchmarks (one module each in bench/; ``--help`` lists every option):
     scaling    scaling.py           100 to 4,000 nodes: time, memory, growth exponent   check k <= 1.2
     hostile    hostile_check.py     check on the slowest specs under the limits (only when named)
     schema     schema_fastpath.py   schema fast path vs plain jsonschema (only when named)
+    fit_speed      fit_speed.py      fusec fit's loop vs hand-written Keras model.fit (only when named)  >= 0.97
+    fit_streaming  fit_streaming.py  streamed CSV/Parquet/TFRecord vs in-memory arrays (only when named) >= 0.9
+    fit_workers    fit_workers.py    two fusec fit workers on localhost vs one process (only when named)
 
 Each benchmark runs in a child process of its own (TensorFlow and the
 device are chosen before its import), prints its own table as it finishes,
 and hands its rows back; the summary table follows. Side by side means
 interleaved (bench/harness.py). Results: bench/results/run_all-latest.json
 (``--quick``: run_all-quick.json, a smoke test in minutes, not numbers to
-quote). ``--gpu`` adds the inference and fusion rows on the GPU.
+quote). ``--gpu`` adds the inference, fusion and fit_speed rows on the GPU.
 """
 
 from __future__ import annotations
@@ -47,9 +50,12 @@ MODULES = {
     "scaling": "scaling",
     "hostile": "hostile_check",
     "schema": "schema_fastpath",
+    "fit_speed": "fit_speed",
+    "fit_streaming": "fit_streaming",
+    "fit_workers": "fit_workers",
 }
 DEFAULT = ("check", "compile", "inference", "fusion", "render", "scaling")
-ON_GPU = ("inference", "fusion")
+ON_GPU = ("inference", "fusion", "fit_speed")
 
 
 def benchmark(name: str) -> ModuleType:
@@ -64,7 +70,7 @@ def parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("names", nargs="*", metavar="NAME", help=f"benchmarks to run (default: {' '.join(DEFAULT)})")
     ap.add_argument("--quick", action="store_true", help="smoke test: few repeats, small sizes")
-    ap.add_argument("--gpu", action="store_true", help="also run inference and fusion on the GPU")
+    ap.add_argument("--gpu", action="store_true", help="also run inference, fusion and fit_speed on the GPU")
     ap.add_argument("--markdown", type=Path, help="only print a saved run_all JSON as a Markdown table")
     ap.add_argument("--child", help=argparse.SUPPRESS)  # run one benchmark here, rows to --rows
     ap.add_argument("--rows", type=Path, help=argparse.SUPPRESS)

@@ -113,3 +113,11 @@ def renameat2(a: Path, b: Path, flags: int) -> bool:
 def exchange(a: Path, b: Path) -> bool:
     """Atomically swap two paths with renameat2(RENAME_EXCHANGE); False if unsupported."""
     return renameat2(a, b, RENAME_EXCHANGE)
+
+
+def installed(*names: str) -> bool:
+    """Whether top-level modules of these fixed names are installed, without importing them."""
+    import pkgutil
+
+    found = {m.name for m in pkgutil.iter_modules()}
+    return all(name in found for name in names)

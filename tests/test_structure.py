@@ -27,13 +27,15 @@ LAYERS: dict[str, int] = {
     "spec": 2,
     "static": 3,
     "keras": 4,
-    "render": 5,
-    "cli": 6,
-    "__init__": 7,
-    "__main__": 7,
+    "data": 5,
+    "train": 6,
+    "render": 7,
+    "cli": 8,
+    "__init__": 9,
+    "__main__": 9,
 }
 #: Pairs that the order above would allow but that are refused all the same.
-FORBIDDEN: set[tuple[str, str]] = {("render", "keras")}
+FORBIDDEN: set[tuple[str, str]] = {("render", "keras"), ("render", "data"), ("render", "train")}
 #: The only parts that may import ``cli``.
 CLI_USERS: set[str] = {"__main__", "cli"}
 

@@ -16,6 +16,8 @@ from ..errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from ..version import __version__
 from .check import check
 from .compile import compile_command
+from .export import export_command
+from .fit import fit_command
 from .render import render_command
 from .report import internal
 from .schema import schema
@@ -29,7 +31,7 @@ def cli() -> None:
     """Check, compile and draw neural networks written as JSON graph specs."""
 
 
-for _command in (check, summary, compile_command, render_command, weights, schema):
+for _command in (check, summary, compile_command, fit_command, render_command, weights, schema, export_command):
     cli.add_command(_command)
 
 

@@ -89,7 +89,7 @@ def _optimizer(training: Mapping[str, Any]) -> Any:
     kwargs: dict[str, Any] = {}
     for key in ("learning_rate", "clipnorm", "weight_decay"):
         if key in training:
-            kwargs[key] = training[key]
+            kwargs[key] = float(training[key])  # Keras refuses a whole number (`"learning_rate": 1`)
     return keras.optimizers.get({"class_name": training.get("optimizer", "adam"), "config": kwargs})
 
 

@@ -15,7 +15,7 @@ import re
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 _NOISE = re.compile(
@@ -78,14 +78,21 @@ def quiet_environment() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def import_keras() -> Any:
+def import_keras(configure: Callable[[], Any] | None = None) -> Any:
     """Import TensorFlow and Keras once, filtering start-up noise from stderr.
+
+    Args:
+        configure: run after the import, before TensorFlow's runtime starts
+            (a multi-worker strategy must configure collective ops then);
+            run at once when TensorFlow was already imported.
 
     Returns:
         The ``keras`` module (Keras 3 on the TensorFlow backend).
     """
     global _keras
     if _keras is not None:
+        if configure is not None:
+            configure()
         return _keras
     quiet_environment()
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -97,6 +104,8 @@ def import_keras() -> Any:
             import keras
             import tensorflow as tf
 
+            if configure is not None:
+                configure()
             tf.constant(0)  # initialise the runtime, which prints the rest of the noise
         finally:
             sys.stderr.flush()

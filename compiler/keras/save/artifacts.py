@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,15 @@ def archive_name(name: str) -> str:
     return f"{name}.keras"
 
 
-def save_artifacts(model: Any, checked: Checked, out: str | Path, fmt: str = "all") -> Artifacts:
+# long: the staging, swap and clean-up steps in one place, with the docstring of the output layout
+def save_artifacts(
+    model: Any,
+    checked: Checked,
+    out: str | Path,
+    fmt: str = "all",
+    extra: Mapping[str, bytes] | None = None,
+    manifest: Mapping[str, Any] | None = None,
+) -> Artifacts:
     """Write the SavedModel, the .keras archive, the spec, a manifest and the ownership record.
 
     Layout of ``out``: ``saved_model/`` (``serving_default`` signature keyed
@@ -93,6 +102,9 @@ def save_artifacts(model: Any, checked: Checked, out: str | Path, fmt: str = "al
         out: the output folder; replaced only when everything was written,
             and only if it is new, empty, or fusec's own output unchanged.
         fmt: ``all``, ``savedmodel`` or ``keras``.
+        extra: more files for the folder, name -> bytes (``fusec fit``'s
+            history.json and history.png).
+        manifest: more keys for ``fusec.json`` (``fusec fit``'s ``training``).
 
     Returns:
         The paths written, and notes for the user (an output that could not
@@ -111,7 +123,9 @@ def save_artifacts(model: Any, checked: Checked, out: str | Path, fmt: str = "al
     try:
         root = _stage_root(out, checked, key)
         container, stage = swap.make_stage(root, key)
-        written = _write_all(model, checked, stage, fmt)
+        written = _write_all(model, checked, stage, fmt, manifest or {})
+        for name, content in (extra or {}).items():
+            (stage / name).write_bytes(content)
         new_entries = write_owner(stage, key)
         os.chmod(stage, 0o755)
         dest = inspect_destination(out, inputs)  # the last look before the swap; contents are read after it
@@ -160,7 +174,9 @@ def _stage_root(out: Path, checked: Checked, key: bytes | None) -> Path:
     return root
 
 
-def _write_all(model: Any, checked: Checked, stage: Path, fmt: str) -> tuple[Path | None, Path | None]:
+def _write_all(
+    model: Any, checked: Checked, stage: Path, fmt: str, more: Mapping[str, Any]
+) -> tuple[Path | None, Path | None]:
     """Write every artifact into ``stage``; return the SavedModel folder and the archive written (or None)."""
     saved = keras_path = None
     if fmt in ("all", "savedmodel"):
@@ -177,7 +193,9 @@ def _write_all(model: Any, checked: Checked, stage: Path, fmt: str) -> tuple[Pat
     (stage / "spec.json").write_text(checked.spec.text, encoding="utf-8")
     (stage / "spec.json.sha256").write_text(f"{checked.spec.sha256}  spec.json\n", encoding="utf-8")
     formats = [p for p, written in (("saved_model", saved), ("keras", keras_path)) if written]
-    (stage / MANIFEST).write_text(json.dumps(_manifest(model, checked, formats), indent=2) + "\n", encoding="utf-8")
+    (stage / MANIFEST).write_text(
+        json.dumps({**_manifest(model, checked, formats), **more}, indent=2) + "\n", encoding="utf-8"
+    )
     return saved, keras_path
 
 

@@ -1,0 +1,72 @@
+"""``fusec export``: a compiled or trained model into a numbered version of a serving folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import printable
+from .options import json_option
+from .report import echo_json, guard
+
+_FORMATS = ("savedmodel", "tflite", "onnx")  # fusec.train.export_formats.FORMATS, without importing it here
+
+
+def _path(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
+    """A path argument; an empty one is refused (it would silently mean the current folder)."""
+    if value == "":
+        raise click.BadParameter("an empty path names nothing; give a path")
+    return Path(value) if value is not None else None
+
+
+@click.command("export")
+@click.argument("model", type=click.Path(), callback=_path)
+@click.option(
+    "--serving-dir",
+    required=True,
+    type=click.Path(),
+    callback=_path,
+    help="The serving folder: the version is written to DIR/NAME/<version>/ (made if missing).",
+)
+@click.option(
+    "--version",
+    type=click.IntRange(min=1, max=2**63 - 1),
+    help="The version number (default: the next free one). An existing version is refused, never overwritten.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(_FORMATS),
+    default="savedmodel",
+    show_default=True,
+    help="savedmodel (TF Serving), tflite (TensorFlow Lite) or onnx (Triton; needs `pip install 'fusec[onnx]'`).",
+)
+@click.option("--name", help="The model's folder name under DIR (default: the model's name).")
+@json_option
+def export_command(
+    model: Path, serving_dir: Path, version: int | None, fmt: str, name: str | None, as_json: bool
+) -> None:
+    """Export MODEL as a numbered version of a serving folder: TF Serving, TensorFlow Lite or ONNX.
+
+    MODEL is a `fusec compile` or `fusec fit` output folder, or a .keras
+    archive. Writes DIR/NAME/<version>/saved_model.pb (savedmodel),
+    model.tflite (tflite) or model.onnx (onnx); other versions and anything
+    else under DIR are left as they are.
+    """
+    from ..keras.tf import keras_warnings, quiet_environment
+    from ..train.export import export_model
+
+    quiet_environment()
+
+    def run() -> Any:
+        return export_model(model, serving_dir, version=version, fmt=fmt, name=name)
+
+    with keras_warnings():
+        done = guard(run, as_json)
+    if as_json:
+        echo_json({"ok": True, "path": str(done.path), "version": done.version, "format": done.fmt, "name": done.name})
+        return
+    click.echo(f"exported {printable(str(model))} -> {printable(str(done.path))} ({fmt}, version {done.version})")
+    click.echo(f"  serving_default: {', '.join(done.inputs)} -> {', '.join(done.outputs)}")

@@ -1,0 +1,1 @@
+"""Training: the fit loop on tf.distribute, resume, history, and serving exports."""
