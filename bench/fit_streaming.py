@@ -11,8 +11,9 @@ data above that size always do: their runs open the data with
 for the run), so a short run exercises the streamed path without
 hundreds of megabytes on disk. The streamed ``.npz`` is a side too. The
 runs take turns epoch by epoch, as in bench/fit_speed.py (``Turns``): one
-sample per epoch after the first, examples per second. Target: streamed /
-in memory >= 0.9.
+sample per epoch after the first, examples per second, and each row is
+the median of the paired per-epoch ratios (``paired_row``; the note has
+the medians). Target: streamed / in memory >= 0.9.
 
 Then, to say where the time goes, the input pipeline alone: one epoch of
 ``make_batches`` made and iterated without training, per format (rows
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from fit_speed import EpochClock, Hook, available, interleave_epochs, paired, spec_fields, synthetic
+from fit_speed import EpochClock, Hook, available, interleave_epochs, paired_row, spec_fields, synthetic
 
 from harness import ROOT, Row, interleave, median
 
@@ -212,12 +213,11 @@ def measure(label: str, spec: Path, examples: int, opts: argparse.Namespace, dev
     group = f"fit streaming ({device})"
     what = f"{examples} examples, batch {opts.batch}; {opts.repeats} runs each, epochs 2..{opts.epochs} of each timed"
     what += f", shuffle buffer {opts.buffer} (what-if)" if opts.buffer else ""
-    rows = []
-    for i, (name, _, _) in enumerate(SIDES[1:], 1):
-        note = paired(samples[i], samples[0]) + (f"; {what}" if i == 1 else "")
-        row = Row(group, f"{label}: {name} / npz in memory", samples[i], samples[0], "ex/s", "f/b", lo=TARGET)
-        row.note, row.higher_is_better = note, True
-        rows.append(row)
+    rows = [
+        paired_row(group, f"{label}: {name} / npz in memory", samples[i], samples[0], TARGET)
+        for i, (name, _, _) in enumerate(SIDES[1:], 1)
+    ]
+    rows[0].note += f"; {what}"
     alone = [pipeline_side(spec, files[ext], streamed, opts) for _, ext, streamed in SIDES]
     piped = interleave(alone, opts.pipeline_repeats, warmup=1)
     group += ", pipeline alone"

@@ -82,9 +82,10 @@ def step_functions(model: Any, strategy: Any) -> tuple[Callable[[Any], Any], Cal
     def test(iterator: Any) -> None:
         strategy.run(model.test_step, args=(next(iterator),))
 
+    # No AutoGraph, as ``fit`` runs its step (``do_not_convert``): Keras's steps are plain graph code.
     return (
-        tf.function(train, reduce_retracing=True, jit_compile=jit),
-        tf.function(test, reduce_retracing=True, jit_compile=jit),
+        tf.function(train, reduce_retracing=True, jit_compile=jit, autograph=False),
+        tf.function(test, reduce_retracing=True, jit_compile=jit, autograph=False),
     )
 
 
