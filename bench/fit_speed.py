@@ -6,7 +6,8 @@ the same model (``build_model(checked)``) and the same ``tf.data`` batches
 the whole of ``fusec fit`` without the command line, against
 ``model.fit(make_batches(...), epochs=N)``, and against the same with
 Keras's ``BackupAndRestore`` (fusec backs every run up at each epoch's end;
-this is the like-for-like baseline).
+this is the like-for-like baseline), and, as a control, plain ``model.fit``
+against a second run of itself (the noise floor).
 
 Side by side at the grain of one epoch: the runs start together, each in a
 thread, and take turns (``Turns``): a run trains one epoch, and at the
@@ -304,19 +305,22 @@ def keras_run(spec: Path, data: Path, epochs: int, batch: int, backup: Path | No
 
 
 def measure(label: str, spec: Path, examples: int, args: argparse.Namespace, group: str, tmp: Path) -> list[Row]:
-    """One spec's rows: fusec, Keras and Keras with a backup, epochs interleaved.
+    """One spec's rows: fusec, Keras, Keras with a backup and Keras again, epochs interleaved.
 
     The medians of examples/s (no target); the paired per-epoch ratio to
     plain ``model.fit`` (the target); the same to ``model.fit`` with
-    ``BackupAndRestore`` (like for like: fusec backs up at each epoch's end).
+    ``BackupAndRestore`` (like for like: fusec backs up at each epoch's end);
+    and the control, plain ``model.fit`` against a second run of itself: how
+    far from 1 this machine's noise alone moves a ratio.
     """
     data = write_npz(spec, examples, tmp / f"{spec.stem}.npz")
     runs = [
         fusec_run(spec, data, args.epochs, args.batch, tmp / "fusec-out"),
         keras_run(spec, data, args.epochs, args.batch),
         keras_run(spec, data, args.epochs, args.batch, backup=tmp / "keras-backup"),
+        keras_run(spec, data, args.epochs, args.batch),  # the control: plain Keras again
     ]
-    ours, plain, backed = interleave_epochs(runs, args.repeats, examples)
+    ours, plain, backed, twin = interleave_epochs(runs, args.repeats, examples)
     note = f"{examples} examples, batch {args.batch}; {args.repeats} runs each, epochs 2..{args.epochs} of each timed"
     speed = Row(group, f"{label}: examples/s, fusec / Keras fit", ours, plain, "ex/s", "f/b", note=note)
     speed.higher_is_better = True
@@ -324,6 +328,7 @@ def measure(label: str, spec: Path, examples: int, args: argparse.Namespace, gro
         speed,
         paired_row(group, f"{label}: per epoch, fusec / Keras fit", ours, plain, TARGET),
         paired_row(group, f"{label}: per epoch, fusec / Keras fit + BackupAndRestore", ours, backed),
+        paired_row(group, f"{label}: control, Keras fit / Keras fit (noise floor)", twin, plain),
     ]
 
 
