@@ -36,6 +36,8 @@ AT_LIMIT = {
     "fan_in": 19_998,
     "one_long_cycle": 19_999,
     "shape_errors": 19_999,
+    "near_miss_long_ids": 9_999,
+    "near_misses_in_many_blocks": 799,
 }
 
 

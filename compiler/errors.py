@@ -9,9 +9,11 @@ every mistake in one run rather than one per run.
 from __future__ import annotations
 
 import bisect
+import contextlib
+import contextvars
 import difflib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
@@ -22,7 +24,10 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # a reader instead of being shown: control characters (ANSI escape sequences,
 # new lines that fake extra `error:` lines), bidirectional overrides that
 # reorder what is displayed, zero-width characters and lone surrogates.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff]")
+_UNSAFE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u2028-\u202e"
+    "\u2060-\u2069\u3164\ufe00-\ufe0f\ufeff\uffa0\ud800-\udfff]"
+)
 MAX_MESSAGE = 1000  # characters of one message or hint; a hostile value cannot flood the terminal
 
 
@@ -65,18 +70,28 @@ EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 1
 class NameIndex:
     """Names to suggest from, indexed once; near misses found in bounded time.
 
-    An exact match ignoring case is a dict lookup. A near miss is found with
-    difflib; in a large set of names, only among the ``MAX_CANDIDATES`` names
-    that sort next to the word, forwards and backwards (a typo keeps either
-    the start or the end of a name), and only for the first ``MAX_FUZZY``
-    lookups that need one. A spec with 3,000 dangling references to 20,000
-    ids used to spend minutes in suggestions (each compared every id); now
-    the cost is linear. Real specs stay far below both bounds, so their
-    suggestions do not change.
+    An exact match ignoring case is a dict lookup. A near miss is found in
+    three steps of growing cost: only among the ``MAX_CANDIDATES`` names that
+    sort next to the word, forwards and backwards (a typo keeps either the
+    start or the end of a name); those ranked by difflib's linear-time
+    ``quick_ratio`` (an upper bound of the full ratio); and difflib's full
+    ``ratio`` (quadratic in the name's length on repetitive names) on at most
+    ``MAX_RATIO`` of them, best first, stopping as soon as none left can win.
+    Names are compared on their first ``MAX_COMPARED`` characters.
+
+    Fuzzy lookups are bounded per check, not per index: a spec can hold many
+    indexes (one per block), so the count lives in a context variable that
+    ``suggestion_budget`` sets for one check (``MAX_FUZZY`` lookups in all);
+    outside one, each index allows ``MAX_FUZZY`` lookups. A spec with 3,000
+    dangling references to 20,000 ids used to spend minutes in suggestions;
+    now the whole cost is bounded. Real specs stay far below these bounds, so
+    their suggestions do not change.
     """
 
     MAX_FUZZY = 25
-    MAX_CANDIDATES = 2_000
+    MAX_CANDIDATES = 1_000
+    MAX_RATIO = 32
+    MAX_COMPARED = 48
 
     def __init__(self, choices: Iterable[str]) -> None:
         self.names = sorted(set(choices))
@@ -84,7 +99,7 @@ class NameIndex:
         for c in self.names:
             self._lower.setdefault(c.lower(), c)
         self._sorted: tuple[list[str], list[str]] | None = None
-        self.fuzzy_left = self.MAX_FUZZY
+        self._own_budget = [self.MAX_FUZZY]
 
     def near(self, word: str, n: int = 3) -> list[str]:
         """Up to ``n`` names close to ``word``, best first (``[]`` when none is close)."""
@@ -92,11 +107,12 @@ class NameIndex:
         exact = self._lower.get(lowered)
         if exact is not None:
             return [exact]
-        if self.fuzzy_left <= 0:
+        budget = _FUZZY_BUDGET.get() or self._own_budget
+        if budget[0] <= 0 or not self._lower:
             return []
-        self.fuzzy_left -= 1
+        budget[0] -= 1
         pool = self._candidates(lowered) if len(self._lower) > self.MAX_CANDIDATES else list(self._lower)
-        return [self._lower[h] for h in difflib.get_close_matches(lowered, pool, n=n, cutoff=0.6)]
+        return [self._lower[h] for h in _closest(lowered, pool, n, self.MAX_RATIO, self.MAX_COMPARED)]
 
     def _candidates(self, lowered: str) -> list[str]:
         """The names sorting next to ``lowered``, and those whose reversal sorts next to its reversal."""
@@ -110,6 +126,53 @@ class NameIndex:
             for name in names[max(0, at - half) : at + half]:
                 found.add(name[::-1] if flip else name)
         return sorted(found)
+
+
+#: Fuzzy lookups left in the current check (``suggestion_budget``); None outside one.
+_FUZZY_BUDGET: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("fusec_fuzzy_budget", default=None)
+
+
+@contextlib.contextmanager
+def suggestion_budget(lookups: int = NameIndex.MAX_FUZZY) -> Iterator[None]:
+    """Bound the fuzzy did-you-mean lookups of everything run inside, across every ``NameIndex``."""
+    if _FUZZY_BUDGET.get() is not None:  # a nested check (a sub-model spec) shares its parent's budget
+        yield
+        return
+    token = _FUZZY_BUDGET.set([lookups])
+    try:
+        yield
+    finally:
+        _FUZZY_BUDGET.reset(token)
+
+
+def _closest(word: str, pool: Sequence[str], n: int, most: int, compared: int) -> list[str]:
+    """Up to ``n`` names of ``pool`` with difflib's ratio >= 0.6 to ``word``, best first, in bounded time.
+
+    The same answer as ``difflib.get_close_matches`` whenever the exact search
+    ends within ``most`` full ratios: candidates are scored in the order of
+    ``quick_ratio`` (an upper bound of ``ratio``), stopping once no remaining
+    one can beat the ``n``-th best score found.
+    """
+    matcher = difflib.SequenceMatcher(autojunk=False)
+    matcher.set_seq2(word[:compared])
+    ranked: list[tuple[float, str]] = []
+    for name in pool:
+        matcher.set_seq1(name[:compared])
+        if matcher.real_quick_ratio() >= 0.6:
+            quick = matcher.quick_ratio()
+            if quick >= 0.6:
+                ranked.append((quick, name))
+    ranked.sort(reverse=True)
+    scored: list[tuple[float, str]] = []
+    for quick, name in ranked[:most]:
+        if len(scored) >= n and quick < scored[n - 1][0]:
+            break
+        matcher.set_seq1(name[:compared])
+        score = matcher.ratio()
+        if score >= 0.6:
+            scored.append((score, name))
+            scored.sort(reverse=True)
+    return [name for _, name in scored[:n]]
 
 
 def did_you_mean(word: str, choices: Iterable[str] | NameIndex, n: int = 3) -> list[str]:

@@ -585,6 +585,87 @@ def _sequential_wrong_input(tmp: Path) -> Case:
     )  # fmt: skip
 
 
+# --- the second review: objects standing for others, damaged members, names, weights layout -----
+
+
+def _shared_object_layer(tmp: Path) -> Case:
+    """Keras hands back the first object carrying a shared-object id: a layer with one stands for another."""
+
+    def mutate(config: dict[str, Any]) -> None:
+        config["config"]["layers"][1]["shared_object_id"] = 777
+
+    path = tiny_archive(tmp / "shared.keras", mutate)
+    return model_case("arc_shared_object_layer", path, "a layer or model standing for another (`shared_object_id`)")
+
+
+def _shared_object_differs(tmp: Path) -> Case:
+    """Two initializers under one shared-object id with different configs: Keras would build only the first."""
+
+    def mutate(config: dict[str, Any]) -> None:
+        d = config["config"]["layers"][1]["config"]
+        d["kernel_initializer"] = {
+            "module": "keras.initializers", "class_name": "GlorotUniform", "config": {"seed": 1},
+            "registered_name": None, "shared_object_id": 5,
+        }  # fmt: skip
+        d["bias_initializer"] = {
+            "module": "keras.initializers", "class_name": "Zeros", "config": {},
+            "registered_name": None, "shared_object_id": 5,
+        }  # fmt: skip
+
+    path = tiny_archive(tmp / "shared2.keras", mutate)
+    return model_case("arc_shared_object_differs", path, "an object standing for a different one")
+
+
+def _damaged_weights_member(tmp: Path) -> Case:
+    """One byte of the stored weights member changed after zipping: its CRC-32 no longer matches."""
+    path = tiny_archive(tmp / "crc.keras")
+    data = bytearray(path.read_bytes())
+    at = data.index(b"\x89HDF") + 1200
+    data[at] ^= 0xFF
+    path.write_bytes(bytes(data))
+    return model_case("arc_damaged_weights_member", path, "is damaged (its bytes do not match its CRC-32)")
+
+
+def _layer_name_slash(tmp: Path) -> Case:
+    def mutate(config: dict[str, Any]) -> None:
+        config["config"]["layers"][1]["config"]["name"] = "a/b"
+
+    path = tiny_archive(tmp / "slash.keras", mutate)
+    return model_case("arc_layer_name_slash", path, 'has the name "a/b", which Keras refuses')
+
+
+def _model_name_path(tmp: Path) -> Case:
+    def mutate(config: dict[str, Any]) -> None:
+        config["config"]["name"] = "../../evil"
+
+    path = tiny_archive(tmp / "evil.keras", mutate)
+    return model_case("arc_model_name_path", path, 'has the name "../../evil", which Keras refuses')
+
+
+def _weights_group_renamed(tmp: Path) -> Case:
+    """The right counts under a group Keras never reads (it reads `layers/dense` for the first Dense)."""
+    path = tiny_archive(tmp / "renamed.keras", weights=weights_h5(dense_weights(4, 3, group="dense_renamed")))
+    return model_case("arc_weights_group_renamed", path, "holds 0 values in group `layers/dense`")
+
+
+def _weights_variable_gap(tmp: Path) -> Case:
+    """A bias stored as `vars/7`: Keras reads `vars/0` and `vars/1`."""
+    arrays = {"layers/dense/vars/0": (4, 3), "layers/dense/vars/7": (3,)}
+    path = tiny_archive(tmp / "gap.keras", weights=weights_h5(arrays))
+    return model_case("arc_weights_variable_gap", path, "Keras reads a layer's variables from `vars/0` to `vars/1`")
+
+
+def _mask_ops(tmp: Path) -> Case:
+    """Keras's own ops in a saved graph (a padding mask): refused with the reason, not as custom code."""
+
+    def mutate(config: dict[str, Any]) -> None:
+        op = layer("NotEqual", "not_equal", {"name": "not_equal"}, "x", module="keras.src.ops.numpy")
+        config["config"]["layers"].insert(1, op)
+
+    path = tiny_archive(tmp / "masked.keras", mutate)
+    return model_case("arc_mask_ops", path, "Keras op `NotEqual`")
+
+
 GENERATED: list[Callable[[Path], Case]] = [
     _build_config_lies,
     _computed_width_budget,
@@ -622,6 +703,14 @@ GENERATED: list[Callable[[Path], Case]] = [
     _weights_h5_external,
     _sequential_without_input,
     _sequential_wrong_input,
+    _shared_object_layer,
+    _shared_object_differs,
+    _damaged_weights_member,
+    _layer_name_slash,
+    _model_name_path,
+    _weights_group_renamed,
+    _weights_variable_gap,
+    _mask_ops,
 ]
 IDS = [g.__name__.lstrip("_") for g in GENERATED]
 

@@ -548,4 +548,4 @@ def test_load_model_reports_a_damaged_archive(tmp_path: Path) -> None:
     bad.write_bytes(b"not a zip archive")
     with pytest.raises(FusecError) as info:
         fusec.load_model(bad)
-    assert "cannot be loaded by Keras" in str(info.value) and str(bad) in str(info.value)
+    assert "is not a .keras archive (not a zip file)" in str(info.value) and str(bad) in str(info.value)

@@ -23,6 +23,7 @@ from click.testing import CliRunner
 
 from conftest import SPECS
 from fusec.cli import cli
+from fusec.keras.save.owner import write_owner
 from fusec.train import export as ex
 from fusec.train import export_formats
 
@@ -211,10 +212,11 @@ def test_failures_leave_nothing(compiled: dict[str, Path], tmp_path: Path, keras
     broken = tmp_path / "broken.keras"
     broken.write_bytes(b"PK\x03\x04 not really a zip")
     result = run(broken, "--serving-dir", serve)
-    assert result.exit_code == 1 and "cannot be loaded by Keras" in result.output, result.output
+    assert result.exit_code == 1 and "is not a .keras archive (not a zip file)" in result.output, result.output
     assert not (tmp_path / "deep").exists()
 
     damaged = fake_output(tmp_path / "damaged")
+    write_owner(damaged, None)  # a record of what is there: only the SavedModel itself is unreadable
     result = run(damaged, "--serving-dir", serve)
     assert result.exit_code == 1 and "is not a readable SavedModel" in result.output, result.output
     assert not (tmp_path / "deep").exists()
@@ -240,8 +242,6 @@ def test_failures_leave_nothing(compiled: dict[str, Path], tmp_path: Path, keras
         (lambda t: (t / "plain").mkdir() or t / "plain", [], "is not a fusec compile or fit output"),
         (lambda t: (t / "m.txt").write_text("x") and t / "m.txt", [], "is not a .keras archive or a fusec output"),
         (lambda t: fake_output(t / "o", saved_model=False), [], "holds no SavedModel"),
-        (lambda t: fake_output(t / "o"), ["--name", "../up"], "is not a plain folder name"),
-        (lambda t: fake_output(t / "o"), ["--name", ".hidden"], "is not a plain folder name"),
         (lambda t: fake_output(t / "o", name="a/b"), [], "is not a plain folder name"),
     ],
 )
@@ -266,6 +266,9 @@ def test_bad_serving_dir_and_version_refused(tmp_path: Path) -> None:
     assert report["ok"] is False and "version 7 already exists" in report["files"][0]["errors"][0]["message"]
     assert run(model, "--serving-dir", tmp_path / "serve", "--version", "0").exit_code == 2
     assert run(model, "--serving-dir", "").exit_code == 2
+    for bad in ("", "..", "../up", ".hidden", "a/b"):  # a bad --name is a usage error, like a bad --version
+        named = run(model, "--serving-dir", tmp_path / "serve", "--name", bad)
+        assert named.exit_code == 2 and "is not a plain folder name" in named.output, named.output
     inside = run(model, "--serving-dir", model / "serve")
     assert inside.exit_code == 1 and "lies inside the model's folder" in inside.stderr
     assert not (model / "serve").exists()

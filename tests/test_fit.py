@@ -187,9 +187,13 @@ def test_bad_data_later_leaves_a_finished_output_alone(keras: Any, tmp_path: Pat
 
 def test_a_backup_of_another_run_is_not_resumed(keras: Any, tmp_path: Path) -> None:
     data = _multitask_data(tmp_path / "d.npz", n=32)
+    from fusec.train.backup import Backup
+    from fusec.train.cluster import cluster_from_env
+
     backup = tmp_path / "out.fit-backup"
-    backup.mkdir()
-    (backup / "run.json").write_text(json.dumps({"spec_sha256": "0" * 64, "batch_size": 32}))
+    made = Backup(backup, cluster_from_env(), {"spec_sha256": "0" * 64, "batch_size": 32})
+    made.inspect()
+    made.start()  # a backup fusec made, of another run
     result = _cli("fit", MULTITASK, "--data", data, "-o", tmp_path / "out", "--epochs", "1")
     assert result.exit_code == 1
     assert "different run" in result.output and "--restart" in result.output

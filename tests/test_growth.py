@@ -141,6 +141,39 @@ def shape_errors(n: int) -> dict[str, Any]:
     )
 
 
+def near_miss_long_ids(n: int) -> dict[str, Any]:
+    """n ids of 60 characters differing only at the end, and n references that nearly name one.
+
+    difflib's full ratio costs about 1 ms on such a pair: the did-you-mean work
+    must be bounded per check, not only in the number of lookups.
+    """
+    stem = "a" * 55
+    nodes: dict[str, Any] = {
+        f"{stem}{i:05d}": {"layer": "Dense", "config": {"units": 2}, "inputs": "x"} for i in range(n)
+    }
+    nodes.update({f"r{i}": {"layer": "Dense", "config": {"units": 2}, "inputs": f"{stem}{i:04d}zz"} for i in range(n)})
+    return _doc(nodes)
+
+
+def near_misses_in_many_blocks(n: int) -> dict[str, Any]:
+    """n blocks, each holding 20 long ids and 5 near-miss references, each instantiated once.
+
+    A budget per block (rather than per check) made this grow with the
+    number of blocks at about 4 s each.
+    """
+    stem = "b" * 55
+    blocks: dict[str, Any] = {}
+    for k in range(n):
+        inner: dict[str, Any] = {
+            f"{stem}{i:05d}": {"layer": "Dense", "config": {"units": 2}, "inputs": "x"} for i in range(20)
+        }
+        inner.update(
+            {f"r{i}": {"layer": "Dense", "config": {"units": 2}, "inputs": f"{stem}{i:04d}zz"} for i in range(5)}
+        )
+        blocks[f"k{k}"] = {"inputs": ["x"], "nodes": inner, "outputs": {"o": "r0"}}
+    return _doc({f"n{k}": {"block": f"k{k}", "inputs": "x"} for k in range(n)}, blocks=blocks)
+
+
 SPECS: dict[str, tuple[Callable[[int], dict[str, Any]], int]] = {
     "nested_port_reexports": (nested_port_reexports, 40),
     "dangling_references": (dangling_references, 500),
@@ -153,6 +186,8 @@ SPECS: dict[str, tuple[Callable[[int], dict[str, Any]], int]] = {
     "fan_in": (fan_in, 500),
     "one_long_cycle": (one_long_cycle, 500),
     "shape_errors": (shape_errors, 500),
+    "near_miss_long_ids": (near_miss_long_ids, 250),
+    "near_misses_in_many_blocks": (near_misses_in_many_blocks, 8),
 }
 
 

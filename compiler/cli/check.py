@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
-from ..errors import FusecError
-from .options import CheckOptions, check_options
+from ..errors import FusecError, printable
+from .options import CheckOptions, check_options, spec_paths
 from .report import echo_json, fail, guard_static, warn
 
 
@@ -29,11 +29,12 @@ def _ok_line(spec: Path, checked: Any) -> str:
     t = checked.totals
     n = len(checked.warnings)
     counted = f", {n} warning{'s' if n != 1 else ''}" if n else ""
-    return f"ok: {spec} ({len(checked.order)} nodes, {t.params:,} params, {t.trainable:,} trainable{counted})"
+    shown = printable(str(spec))
+    return f"ok: {shown} ({len(checked.order)} nodes, {t.params:,} params, {t.trainable:,} trainable{counted})"
 
 
 @click.command()
-@click.argument("specs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("specs", nargs=-1, required=True, type=click.Path(), callback=spec_paths)
 @check_options
 def check(specs: tuple[Path, ...], opts: CheckOptions) -> None:
     """Validate specs: schema, references, cycles, shapes, parameters, losses.

@@ -35,11 +35,11 @@ def _report(spec: Path, checked: Any, art: Any, as_json: bool) -> None:
         return
     ins = ", ".join(checked.doc["inputs"])
     outs = ", ".join(checked.doc["outputs"])
-    click.echo(f"compiled {spec} -> {art.root} ({checked.totals.params:,} params)")
+    click.echo(f"compiled {printable(str(spec))} -> {printable(str(art.root))} ({checked.totals.params:,} params)")
     if art.saved_model:
-        click.echo(f"  SavedModel: {art.saved_model}  (serving_default: {ins} -> {outs})")
+        click.echo(f"  SavedModel: {printable(str(art.saved_model))}  (serving_default: {ins} -> {outs})")
     if art.keras:
-        click.echo(f"  Keras:      {art.keras}")
+        click.echo(f"  Keras:      {printable(str(art.keras))}")
 
 
 @click.command("compile")

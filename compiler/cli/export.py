@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,16 @@ def _path(ctx: click.Context, param: click.Parameter, value: str | None) -> Path
     if value == "":
         raise click.BadParameter("an empty path names nothing; give a path")
     return Path(value) if value is not None else None
+
+
+def _name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--name: one plain folder name (the rule ``fusec.train.export`` applies to a default name too)."""
+    if value is not None and (not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", value) or len(value) > 200):
+        raise click.BadParameter(
+            f"{printable(value)!r} is not a plain folder name: use letters, digits, `_`, `-` and `.` "
+            "(not first), at most 200 characters"
+        )
+    return value
 
 
 @click.command("export")
@@ -43,7 +54,7 @@ def _path(ctx: click.Context, param: click.Parameter, value: str | None) -> Path
     show_default=True,
     help="savedmodel (TF Serving), tflite (TensorFlow Lite) or onnx (Triton; needs `pip install 'fusec[onnx]'`).",
 )
-@click.option("--name", help="The model's folder name under DIR (default: the model's name).")
+@click.option("--name", callback=_name, help="The model's folder name under DIR (default: the model's name).")
 @json_option
 def export_command(
     model: Path, serving_dir: Path, version: int | None, fmt: str, name: str | None, as_json: bool

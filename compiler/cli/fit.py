@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,11 +13,30 @@ from ..errors import MAX_MESSAGE, printable
 from .options import CheckOptions, check_options, spec_arg
 from .report import echo_json, guard, warn
 
+#: The largest count an option takes (``fusec.train.fit.MAX_COUNT``): a bound, not a recommendation.
+_MAX_COUNT = 2**31 - 1
+
+
+def _count() -> click.IntRange:
+    return click.IntRange(min=1, max=_MAX_COUNT)
+
 
 def _path(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
     if value == "":
         raise click.BadParameter("an empty path names no folder")
     return Path(value) if value is not None else None
+
+
+def _data(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value == "":
+        raise click.BadParameter("an empty path names no data (give a file, a glob or a folder)")
+    return value
+
+
+def _fraction(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    if value is not None and math.isnan(value):
+        raise click.BadParameter("nan is not a fraction; give a number between 0 and 1, such as 0.2")
+    return value
 
 
 def _report(fitted: Any, as_json: bool) -> None:
@@ -46,19 +66,26 @@ def _report(fitted: Any, as_json: bool) -> None:
 
 @click.command("fit")
 @spec_arg
-@click.option("--data", "data", required=True, help="Training data: .npz, .csv, .parquet, or TFRecord files (a glob).")
-@click.option("--validation", help="Validation data, in any of the same formats.")
+@click.option(
+    "--data",
+    "data",
+    required=True,
+    callback=_data,
+    help="Training data: .npz, .csv, .parquet, or TFRecord files (a glob).",
+)
+@click.option("--validation", callback=_data, help="Validation data, in any of the same formats.")
 @click.option(
     "--validation-split",
     type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    callback=_fraction,
     help="Hold out this fraction of --data (its last examples) for validation.",
 )
-@click.option("--epochs", type=click.IntRange(min=1), help="Passes over the data (default: the spec's, else 10).")
-@click.option("--batch-size", type=click.IntRange(min=1), help="Examples per step over all devices (default 32).")
+@click.option("--epochs", type=_count(), help="Passes over the data (default: the spec's, else 10).")
+@click.option("--batch-size", type=_count(), help="Examples per step over all devices (default 32).")
 @click.option("-o", "--output", type=click.Path(), callback=_path, help="Output folder (default: out/<model name>).")
 @click.option(
     "--early-stopping",
-    type=click.IntRange(min=1),
+    type=_count(),
     metavar="PATIENCE",
     help="Stop after PATIENCE epochs without a lower val_loss; keep the best epoch's weights.",
 )
@@ -68,7 +95,7 @@ def _report(fitted: Any, as_json: bool) -> None:
 )
 @click.option(
     "--backup-every",
-    type=click.IntRange(min=1),
+    type=_count(),
     metavar="STEPS",
     help="Back up every STEPS steps as well as at each epoch's end (a killed run resumes from there).",
 )

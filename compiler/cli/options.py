@@ -8,6 +8,7 @@ Every command that checks a spec takes the same five options (``--json``,
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 import click
 
+from ..errors import printable
 from ..static.budget import DEFAULT_MAX_PARAMS
 from .report import guard
 
@@ -33,14 +35,26 @@ def _memory_size(ctx: click.Context, param: click.Parameter, value: str | None) 
 
 def _allowed_dirs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[Path, ...]:
     """--allow-dir values as paths; an empty one is refused (it would silently mean the current folder)."""
+    if any(not value for value in values):
+        raise click.BadParameter("an empty folder name would allow the current folder; write `.` if you mean it")
     for value in values:
-        if not value:
-            raise click.BadParameter("an empty folder name would allow the current folder; write `.` if you mean it")
+        if not os.path.isdir(value):
+            raise click.BadParameter(f"{printable(value)!r} is not a folder; give an existing folder")
     return tuple(Path(v) for v in values)
 
 
+def spec_paths(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Spec path arguments as paths; an empty one is refused (as a path it would name the current folder)."""
+    values = value if isinstance(value, tuple) else (value,)
+    for one in values:
+        if one is not None and not one:
+            raise click.BadParameter("an empty path names no spec; give the path of a .json spec")
+    paths = tuple(Path(v) if v is not None else None for v in values)
+    return paths if isinstance(value, tuple) else paths[0]
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print results and errors as JSON.")
-spec_arg = click.argument("spec", type=click.Path(path_type=Path, dir_okay=True, exists=False))
+spec_arg = click.argument("spec", type=click.Path(dir_okay=True, exists=False), callback=spec_paths)
 _CHECK_OPTIONS = (
     json_option,
     click.option(

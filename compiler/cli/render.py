@@ -152,4 +152,4 @@ def render_command(
         }
         echo_json(payload)
     else:
-        click.echo(f"rendered {spec} -> {target} ({fmt}, {len(checked.order)} nodes)")
+        click.echo(f"rendered {printable(str(spec))} -> {printable(str(target))} ({fmt}, {len(checked.order)} nodes)")

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from ..errors import printable
 from .options import json_option
 from .report import echo_json, guard
 
@@ -35,7 +36,7 @@ def weights(model_dir: Path, node: str | None, as_json: bool) -> None:
         echo_json({"ok": True, "weights": found})
         return
     if not found:
-        click.echo(f"{model_dir}: no weighted merges")
+        click.echo(f"{printable(str(model_dir))}: no weighted merges")
     for merge, per_input in sorted(found.items()):
         click.echo(f"{merge}:")
         width = max(len(k) for k in per_input)

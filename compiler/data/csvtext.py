@@ -16,7 +16,9 @@ The convention:
   ``3.0``); booleans as ``0`` or ``1``. Text is read through float64, so
   int64 values are exact up to 2**53.
 - UTF-8, with or without a byte-order mark; ``,`` separates columns;
-  blank lines are skipped; a quoted value may not span lines.
+  blank lines are skipped; a quoted value may not span lines. Lines end
+  with ``\n`` or ``\r\n``: a carriage return alone (old Mac endings) is
+  refused, as TensorFlow would not split lines there.
 
 Before training, a pass with Python's ``csv`` module checks every line (so
 problems carry their line number); training then parses the file in
@@ -57,7 +59,7 @@ class Layout:
         count: its rows (examples).
         columns: its number of columns.
         index: each field's column.
-        skip: lines before the first row (the header, and blank lines before it).
+        skip: lines up to the header, the header included (blank lines before it too).
         blank: whether blank lines sit between rows (then streaming filters every line, slower).
     """
 
@@ -109,15 +111,28 @@ def _column(field: Field, cells: list[str], rows: np.ndarray, chunk: Chunk, find
     return Column(values, counts, rows)
 
 
+def _repeated(names: list[str], path: Path, findings: Findings) -> None:
+    """Names the header holds more than once, each said once with its columns."""
+    seen: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        seen.setdefault(name, []).append(i)
+    for name, columns in seen.items():
+        if len(columns) > 1:
+            listed = ", ".join(map(str, columns[:5])) + (", ..." if len(columns) > 5 else "")
+            times = "twice" if len(columns) == 2 else f"{len(columns)} times"
+            findings.add(path, name, "repeated", f"appears {times} in the header (columns {listed})", "")
+
+
 def _header(header: list[str], path: Path, fields: Fields, findings: Findings) -> dict[str, int]:
     """Each field's column; missing, extra and repeated columns recorded."""
     names = [h.strip() for h in header]
     wanted = {f.name for f in fields}
     index: dict[str, int] = {}
+    _repeated(names, path, findings)
     for i, name in enumerate(names):
         if name in index:
-            findings.add(path, name, "repeated", f"appears twice in the header (columns {index[name]} and {i})")
-        elif name in wanted:
+            continue
+        if name in wanted:
             index[name] = i
         else:
             hint = (
@@ -126,13 +141,27 @@ def _header(header: list[str], path: Path, fields: Fields, findings: Findings) -
                 else f"the spec's inputs and trained outputs are {quote_names(sorted(wanted))}"
             )
             findings.add(path, name, "extra", "is not an input nor a trained output of the spec", hint)
-            index.setdefault(name, i)
+            index[name] = i
     for f in fields:
         if f.name not in index:
             near = did_you_mean(f.name, [n for n in names if n not in wanted])
             hint = f"did you mean {quote_names(near)}?" if near else f"add column `{f.name}`: {f.wanted()}"
             findings.add(path, f.name, "missing", f"is missing from the header; it should hold {f.what}", hint)
     return {f.name: index[f.name] for f in fields if f.name in index}
+
+
+def _lines(f: Any, path: Path, findings: Findings) -> Iterator[str]:
+    """The file's lines as read (newline=""), a carriage return alone at a line's end recorded."""
+    for number, line in enumerate(f, 1):
+        if line.endswith("\r"):
+            findings.add(
+                path,
+                None,
+                "newline",
+                f"line {number} ends with a carriage return alone (old Mac line endings)",
+                "save the file with \\n or \\r\\n line endings",
+            )
+        yield line
 
 
 def _rows(reader: Any, path: Path, width: int, findings: Findings) -> Iterator[tuple[list[str], int]]:
@@ -184,7 +213,7 @@ def scan(path: Path, fields: Fields, findings: Findings, sink: Any) -> Layout:
     csv.field_size_limit(max(csv.field_size_limit(), FIELD_LIMIT))  # an image is one cell of megabytes
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f)
+            reader = csv.reader(_lines(f, path, findings))
             header = next((r for r in reader if r), None)
             if header is None:
                 findings.add(path, None, "empty", "the file is empty: no header row, no examples", "", code="data")
@@ -209,11 +238,10 @@ def stream(path: Path, layout: Layout, fields: Sequence[Field], start: int, stop
     """Rows [start, stop) of a checked CSV file as chunks ``{name: batch of rows}``, parsed in TensorFlow."""
     t = tf()
     lines = t.data.TextLineDataset(str(path))
+    lines = lines.skip(layout.skip)  # the lines the check skipped: header, BOM, blank lines before it
     if layout.blank:  # a filter costs about 10 us a line: only files with blank lines pay it
-        lines = lines.filter(lambda s: t.strings.length(s) > 0).skip(1 + start)
-    else:
-        lines = lines.skip(layout.skip + start)
-    lines = lines.take(stop - start).batch(PARSE_BATCH)
+        lines = lines.filter(lambda s: t.strings.length(s) > 0)
+    lines = lines.skip(start).take(stop - start).batch(PARSE_BATCH)
     defaults = [t.constant("", t.string)] * layout.columns
 
     def parse(batch: Any) -> dict[str, Any]:

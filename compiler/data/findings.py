@@ -10,7 +10,8 @@ Every message starts with where: ``column `x`, row 17 (line 19)`` (CSV),
 record 17`` (TFRecord). Rows and records are 0-based example indices within
 their file (a CSV's header and blank lines are not rows; its ``line`` is the
 1-based line in the file). When a source has several files, each message
-also names its file. ``Problem.path`` is ``(column, row)``, ``(column,)`` for
+also names its file. A problem found in several rows ends with how many
+(``; 12 rows in all``). ``Problem.path`` is ``(column, row)``, ``(column,)`` for
 a whole column, ``(row,)`` for a whole row and ``()`` for the whole file.
 """
 
@@ -121,7 +122,7 @@ class Findings:
         for f in list(self._found.values())[:MAX_PROBLEMS]:
             where = self.where(f)
             text = f"{where}: {f.message}" if where else f.message
-            if f.count > 1:
+            if f.count > 1 and f.row is not None:  # a count of rows: a whole column's or file's problem has none
                 text += f"; {f.count} {self.row_noun}s in all"
             path = tuple(p for p in (f.column, f.row) if p is not None)
             out.append(Problem(path, text, f.hint, f.code))

@@ -8,6 +8,10 @@ byte of it is read: data are never unpickled (what ``np.load(...,
 allow_pickle=False)`` promises, without loading anything). Strings,
 complex numbers, dates and records are refused too.
 
+A header is checked before any row is read: a negative length, an array
+larger than its member's bytes, or one example over ``MAX_ROW_BYTES`` (a
+"zip bomb" that inflates to gigabytes from a small file) is refused.
+
 Shapes: array ``x`` has shape ``(examples, *shape)`` for input ``x`` of
 shape ``shape``; an input or output of shape ``[1]`` also accepts
 ``(examples,)``, and sparse class ids ``(examples,)`` or ``(examples, 1)``
@@ -16,6 +20,7 @@ for a vector output.
 
 from __future__ import annotations
 
+import math
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -31,6 +36,8 @@ from .tfdata import from_chunks
 
 #: Bytes of one array read at a time.
 CHUNK_BYTES = 4 << 20
+#: The most bytes one example of one array may hold (a row is read whole).
+MAX_ROW_BYTES = 256 << 20
 _HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 _KINDS = {
     "O": "Python objects",
@@ -51,6 +58,7 @@ class Array:
     dtype: np.dtype[Any]
     shape: tuple[int, ...]
     fortran: bool
+    stored: int = -1
 
 
 @dataclass(frozen=True)
@@ -62,13 +70,20 @@ class Layout:
 
 
 def _header(z: zipfile.ZipFile, member: str) -> Array:
+    """An array's header; ``stored`` is the bytes its member holds after the header."""
     with z.open(member) as fp:
         version = np.lib.format.read_magic(fp)
         reader = _HEADERS.get(version)
         if reader is None:
             raise ValueError(f".npy format version {version[0]}.{version[1]} is not supported")
-        shape, fortran, dtype = reader(fp)
-    return Array(member, dtype, tuple(shape), bool(fortran))
+        try:
+            shape, fortran, dtype = reader(fp)
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile):
+            raise
+        except Exception as e:  # numpy parses the header's text with tokenize and ast: anything may come out
+            raise ValueError(f"its .npy header is not valid ({type(e).__name__})") from e
+        stored = z.getinfo(member).file_size - fp.tell()
+    return Array(member, dtype, tuple(shape), bool(fortran), stored)
 
 
 def _fits(field: Field, dims: tuple[int, ...]) -> bool:
@@ -87,6 +102,25 @@ def _array_problem(field: Field, a: Array) -> tuple[str, str] | None:
         return f"holds {what}, not numbers (dtype {a.dtype}){never}", "save numbers: np.asarray(x, dtype=np.float32)"
     if not a.shape:
         return "is a single value, not one row per example", "stack the examples along the first axis"
+    return _size_problem(a) or _dims_problem(field, a)
+
+
+def _size_problem(a: Array) -> tuple[str, str] | None:
+    """A header whose shape cannot be: a negative length, more bytes than stored, a row too large."""
+    again = "write the file again with np.savez"
+    if any(d < 0 for d in a.shape):
+        return f"its header's shape {a.shape} is invalid (a negative length)", again
+    per = row_bytes(a)
+    if a.stored >= 0 and per * a.shape[0] > a.stored:
+        text = f"its header declares shape {a.shape} ({per * a.shape[0]} bytes), but the archive holds {a.stored}"
+        return text, again
+    if per > MAX_ROW_BYTES:
+        text = f"one example holds {per} bytes (shape {a.shape[1:]}), over the limit of {MAX_ROW_BYTES >> 20} MiB"
+        return text, "split long examples, or store smaller ones"
+    return None
+
+
+def _dims_problem(field: Field, a: Array) -> tuple[str, str] | None:
     dims = a.shape[1:]
     if not _fits(field, dims):
         return (
@@ -125,12 +159,13 @@ def _arrays(z: zipfile.ZipFile, path: Path, fields: Fields, findings: Findings) 
                 findings.add(
                     path, name, "rows", f"has {n} rows, but `{first}` has {rows[first]}", "one row per example"
                 )
+        return {}  # rows are read only when every array has as many
     return found
 
 
 def row_bytes(a: Array) -> int:
     """Bytes of one row of an array."""
-    return int(np.prod(a.shape[1:], dtype=np.int64)) * a.dtype.itemsize
+    return math.prod(a.shape[1:]) * a.dtype.itemsize
 
 
 def read_rows(z: zipfile.ZipFile, a: Array, start: int, stop: int, step: int) -> Iterator[tuple[int, np.ndarray]]:

@@ -8,13 +8,14 @@ markers are skipped). Every file of one source has one format.
 
 from __future__ import annotations
 
+import errno
 import glob
 import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import did_you_mean, quote_names
+from ..errors import did_you_mean, printable, quote_names
 from .findings import DataError
 
 #: Formats by file extension (lower case).
@@ -48,11 +49,22 @@ def format_of(path: Path, given: str) -> str:
 
 
 def _missing(path: Path, given: str) -> DataError:
+    """Nothing readable at ``path``: a link that loops or leads nowhere, or no such name (and the names near it)."""
+    if path.is_symlink():
+        try:
+            os.stat(path)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                return _fail(
+                    given, "a symbolic link that never resolves: it loops back to itself", "point it at a file"
+                )
+        target = printable(os.readlink(path))
+        return _fail(given, f"a symbolic link to `{target}`, which does not exist", "point it at a file")
     parent = path.parent
     near: list[str] = []
     if parent.is_dir():
         try:
-            near = did_you_mean(path.name, [p.name for p in parent.iterdir()])
+            near = did_you_mean(path.name, [p.name for p in parent.iterdir() if p.name != path.name])
         except OSError:
             near = []
     hint = f"did you mean {quote_names([str(parent / n) for n in near])}?" if near else ""
@@ -84,7 +96,21 @@ def resolve(data: str | os.PathLike[str]) -> tuple[tuple[Path, ...], str]:
             folder without data files, files of several formats.
     """
     given = os.fspath(data)
-    path = Path(given)
+    if not given:
+        raise _fail(given, "an empty path names no data", "give a file, a glob or a folder")
+    try:
+        files = _files(Path(given), given)
+    except OSError as e:  # a name too long, a folder that cannot be searched...
+        raise _fail(given, f"cannot be read: {e.strerror or e}", "check the path") from None
+    formats = {p: format_of(p, given) for p in files}
+    kinds = sorted(set(formats.values()))
+    if len(kinds) > 1:
+        raise _fail(given, f"files of several formats ({', '.join(kinds)})", "one source holds files of one format")
+    return tuple(files), kinds[0]
+
+
+def _files(path: Path, given: str) -> list[Path]:
+    """The files a file, glob or folder argument names (OSError when the path itself cannot be looked at)."""
     if _GLOB & set(given) and not path.exists():
         files = sorted(Path(p) for p in glob.glob(given) if Path(p).is_file())
         if not files:
@@ -97,11 +123,7 @@ def resolve(data: str | os.PathLike[str]) -> tuple[tuple[Path, ...], str]:
         files = [path]
     else:
         raise _missing(path, given)
-    formats = {p: format_of(p, given) for p in files}
-    kinds = sorted(set(formats.values()))
-    if len(kinds) > 1:
-        raise _fail(given, f"files of several formats ({', '.join(kinds)})", "one source holds files of one format")
-    return tuple(files), kinds[0]
+    return files
 
 
 def digest(paths: Sequence[Path], given: str) -> str:

@@ -6,12 +6,19 @@ feature; a ``bytes_list`` is refused). Files are read with
 ``TFRecordDataset``, which checks each record's CRC; the check pass parses
 a thousand records at a time with ``tf.io.parse_example`` (variable-length
 features) and falls back to reading record by record only to say which
-record is wrong. Extra features are looked for in the first record of each
+record is wrong. Before TensorFlow opens a file, its framing is walked in
+Python (``frame``): each record's length and the length's masked CRC-32C,
+bounded by the file's size, so a corrupt or absurd length is refused
+naming the record and its byte offset (TensorFlow would try to allocate
+it). Extra features are looked for in the first record of each
 thousand. Training parses with fixed-length features, a batch at a time.
 """
 
 from __future__ import annotations
 
+import bisect
+import re
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +33,59 @@ from .findings import Findings
 from .tfdata import PARSE_BATCH, cast_flat, shape_batch, tf
 
 _KINDS = {"float_list": "float32", "int64_list": "int64"}
+_AGAIN = "write the file again"
+_EXAMPLES = "write tf.train.Example records"
+
+
+def _crc_table() -> tuple[int, ...]:
+    table = []
+    for n in range(256):
+        c = n
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return tuple(table)
+
+
+_CRC32C = _crc_table()
+
+
+def masked_crc(data: bytes) -> int:
+    """The masked CRC-32C TFRecord files keep of a record's length (pure Python: meant for a few bytes)."""
+    c = 0xFFFFFFFF
+    for b in data:
+        c = _CRC32C[(c ^ b) & 0xFF] ^ (c >> 8)
+    c ^= 0xFFFFFFFF
+    return (((c >> 15) | (c << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def frame(path: Path, findings: Findings) -> list[int] | None:
+    """Each record's byte offset, walking the file's framing; None (the problem recorded) when it is corrupt."""
+    size = path.stat().st_size
+    offsets: list[int] = []
+    known: dict[int, int] = {}
+    with path.open("rb") as f:
+        at = 0
+        while at < size:
+            where = f"a corrupt record (record {len(offsets)}, at byte offset {at})"
+            head = f.read(12)
+            if len(head) < 12:
+                findings.add(path, None, "corrupt", f"{where}: cut short, a truncated file", _AGAIN)
+                return None
+            length, crc = struct.unpack("<QI", head)
+            if known.get(length) != crc and masked_crc(head[:8]) != crc:
+                findings.add(path, None, "corrupt", f"{where}: its length fails its checksum", _AGAIN)
+                return None
+            end = at + 16 + length
+            if end > size:
+                text = f"{where}: it declares {length} bytes, past the end of the file ({size} bytes)"
+                findings.add(path, None, "corrupt", text, _AGAIN)
+                return None
+            known[length] = crc  # records often share a length: its CRC is computed once
+            offsets.append(at)
+            f.seek(end)
+            at = end
+    return offsets
 
 
 @dataclass
@@ -42,7 +102,7 @@ def _example(raw: bytes) -> Any:
 
     try:
         return tf().train.Example.FromString(raw)
-    except DecodeError:
+    except (DecodeError, UnicodeDecodeError, ValueError):  # the pure-Python protobuf decodes text eagerly
         return None
 
 
@@ -50,7 +110,7 @@ def _first(raw: bytes, path: Path, fields: Fields, findings: Findings) -> dict[s
     """Each field's list kind, from the file's first record; missing, extra and text features recorded."""
     ex = _example(raw)
     if ex is None:
-        findings.add(path, None, "corrupt", "record 0 is not a tf.train.Example", "write tf.train.Example records")
+        findings.add(path, None, "corrupt", "record 0 is not a tf.train.Example", _EXAMPLES)
         return {}
     present = dict(ex.features.feature)
     _extras(present, path, 0, fields, findings)
@@ -86,9 +146,11 @@ def _parsed(raw: np.ndarray, fields: Sequence[Field], kinds: dict[str, str]) -> 
     """Parse a batch of records in bulk; None when TensorFlow refuses it (a record to find one by one)."""
     t = tf()
     spec = {f.name: t.io.VarLenFeature(_KINDS[kinds[f.name]]) for f in fields if f.name in kinds}
+    if not spec:  # no feature to read (their problems are recorded): nothing TensorFlow could parse
+        return {}
     try:
         parsed = t.io.parse_example(raw, spec)
-    except t.errors.InvalidArgumentError:
+    except (t.errors.InvalidArgumentError, UnicodeDecodeError):  # TF's message may quote the record's bytes
         return None
     out = {}
     for name, sparse in parsed.items():
@@ -107,7 +169,7 @@ def _one_by_one(
     for i, record in enumerate(raw):
         ex = _example(bytes(record))
         if ex is None:
-            findings.add(chunk.file, None, "corrupt", "not a tf.train.Example", row=chunk.start + i)
+            findings.add(chunk.file, None, "corrupt", "not a tf.train.Example", _EXAMPLES, row=chunk.start + i)
             continue
         for name, kind in kinds.items():
             feat = ex.features.feature.get(name)
@@ -126,29 +188,40 @@ def _one_by_one(
         )
 
 
-def _records(path: Path, findings: Findings, start: int) -> Any:
+def _records(path: Path, offsets: list[int], findings: Findings) -> Any:
     """The file's records, ``PARSE_BATCH`` at a time, as numpy arrays of bytes; a corrupt record ends them."""
     t = tf()
     batches = iter(t.data.TFRecordDataset(str(path)).batch(PARSE_BATCH))
-    at = start
+    at = 0
     while True:
         try:
             raw = next(batches).numpy()
         except StopIteration:
             return
-        except t.errors.OpError as e:
-            message = " ".join(str(e.message).split())[:200]
-            text = f"a corrupt record after record {at}: {message}"
-            findings.add(path, None, "corrupt", text, "write the file again")
+        except (t.errors.OpError, UnicodeDecodeError) as e:
+            findings.add(path, None, "corrupt", _data_crc(str(getattr(e, "message", "")), offsets, at), _AGAIN)
             return
         yield raw
         at += len(raw)
 
 
+def _data_crc(message: str, offsets: list[int], at: int) -> str:
+    """What to say of a record TensorFlow refused (framing is checked already: its data fail their CRC)."""
+    found = re.search(r"corrupted record at (\d+)", message)
+    if found is None:
+        return f"a corrupt record after record {at}: TensorFlow cannot read it"
+    offset = int(found.group(1))
+    record = max(0, bisect.bisect_right(offsets, offset) - 1)
+    return f"a corrupt record (record {record}, at byte offset {offsets[record]}): its data fail their checksum"
+
+
 def scan(path: Path, fields: Fields, findings: Findings, sink: Any) -> Layout:
     """Check one TFRecord file against the fields, handing each batch of records to ``sink``."""
     layout = Layout(0)
-    for raw in _records(path, findings, 0):
+    offsets = frame(path, findings)
+    if offsets is None:
+        return layout
+    for raw in _records(path, offsets, findings):
         if layout.count == 0:
             layout.kinds = _first(bytes(raw[0]), path, fields, findings)
         else:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
-from ..errors import FusecError, OutputError, did_you_mean, quote_names
+from ..errors import FusecError, OutputError, did_you_mean, printable, quote_names
 
 _USAGE = "pass a folder written by `fusec compile` or a .keras file"
 _MANIFEST_LIMIT = 1 << 20  # a fusec.json manifest is a few hundred bytes; more is not one of ours
@@ -79,6 +80,11 @@ def load_model(path: str | os.PathLike[str], compile: bool = True) -> Any:
             (see ``archive_path``), or Keras cannot load it.
     """
     archive = archive_path(path)
+    if not zipfile.is_zipfile(archive):  # Keras would call it missing ("File not found")
+        raise _fail(
+            f"`{printable(str(archive))}` is not a .keras archive (not a zip file)",
+            "recompile the spec with `fusec compile`",
+        )
     from . import fusion  # noqa: F401  (registers fusec>WeightedMerge and fusec>GatedMerge with Keras)
     from .build import deep_recursion
     from .tf import import_keras
@@ -139,7 +145,13 @@ def learned_weights(model: Any, node: str | None = None) -> dict[str, dict[str, 
     if node is not None:
         if node not in merges:
             near = did_you_mean(node, list(merges))
-            hint = f"did you mean `{near[0]}`?" if near else f"weighted merges: {quote_names(sorted(merges))}"
+            hint = (
+                f"did you mean `{near[0]}`?"
+                if near
+                else f"weighted merges: {quote_names(sorted(merges))}"
+                if merges
+                else "the model has no weighted merges"
+            )
             raise FusecError.single((), f"the model has no weighted merge `{node}`", hint, "reference")
         merges = {node: merges[node]}
     out: dict[str, dict[str, float | list[float]]] = {}

@@ -7,6 +7,7 @@ Keras reads here; a spec sub-model's own check result rides on its
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -39,10 +40,47 @@ def load_submodel(
 
     from . import fusion  # noqa: F401  (registers fusec's own layers, which a compiled archive may hold)
 
-    model = _load_archive(keras, sub) if sub.kind == "keras" else _build_spec(keras, node, sub, ctx, build_nested)
+    try:
+        model = _load_archive(keras, sub) if sub.kind == "keras" else _build_spec(keras, node, sub, ctx, build_nested)
+    except WeightsRefused:
+        raise
+    except Exception as exc:  # Keras refuses weights that do not fit in many ways (ValueError mostly)
+        if "could not be loaded" not in str(exc) and "shape" not in str(exc):
+            raise
+        source = node.get("weights", node.get("model"))
+        raise WeightsRefused(f"the weights in `{source}` do not fit the sub-model: {weights_detail(exc)}") from exc
     model.name = name  # the sub-model appears in the parent under its node id
     model.trainable = node.get("trainable", True)
     return model
+
+
+class WeightsRefused(ValueError):
+    """Keras refused a sub-model's stored weights: which layer, which variable, which shapes."""
+
+
+_OBJECT = re.compile(r"for object <(\w+) name=([^,>]+)")
+_SHAPES = re.compile(r"variable\.shape=(\([^)]*\)), Received: value\.shape=(\([^)]*\))")
+_PATH = re.compile(r"Variable path=([^,>]+)")
+
+
+def weights_detail(exc: BaseException) -> str:
+    """Keras's weight-loading refusal in one line: the layer, the variable and both shapes where it says them.
+
+    Keras words it "A total of N objects could not be loaded. Example error
+    message for object <Dense name=dense, built=True>: ... variable.shape=(4, 3),
+    Received: value.shape=(3, 4) ..."; the tensor values it also prints are left out.
+    """
+    text = str(exc)
+    obj, shapes, path = _OBJECT.search(text), _SHAPES.search(text), _PATH.search(text)
+    where = f"layer `{obj[2]}` ({obj[1]})" if obj else ""
+    if shapes:
+        variable = f"variable `{path[1]}`" if path else "a variable"
+        return f"{where}: {variable} has shape {shapes[1]}, the stored value {shapes[2]}".lstrip(": ")
+    parts = [p.strip() for p in text.split("\n\n") if p.strip()]
+    detail = parts[1] if obj and len(parts) > 1 else (parts[0] if parts else type(exc).__name__)
+    detail = " ".join(detail.split())
+    detail = detail if len(detail) <= 240 else detail[:237] + "..."
+    return f"{where}: {detail}" if where else detail
 
 
 def _load_archive(keras: Any, sub: SubModel) -> Any:

@@ -42,7 +42,18 @@ def unsafe_char(ch: str) -> bool:
         return True
     if 0xFDD0 <= cp <= 0xFDEF or cp & 0xFFFE == 0xFFFE:
         return True
+    if any(lo <= cp <= hi for lo, hi in _IGNORABLE):
+        return True
     return unicodedata.category(ch) in ("Cf", "Cs", "Zl", "Zp")
+
+
+#: Unicode's default-ignorable code points outside the format category: drawn as nothing
+#: (Hangul fillers, Khmer inherent vowels, Mongolian variation selectors, variation selectors,
+#: the combining grapheme joiner), so two ids differing by one would look the same.
+_IGNORABLE = (
+    (0x034F, 0x034F), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F), (0x3164, 0x3164),
+    (0xFE00, 0xFE0F), (0xFFA0, 0xFFA0), (0x1BCA0, 0x1BCA3), (0xE0100, 0xE01EF),
+)  # fmt: skip
 
 
 def visible(text: str) -> str:

@@ -227,6 +227,8 @@ class _Expander(BlockPorts):
             block["nodes"], inner_env, f"{prefix}{nid}{SEP}", nodes_path, inner_scope, inner_shared, (*stack, name)
         )
         self.check_outputs(name, block)
+        for port in outputs.get(nid, {}).values():  # a port naming no node (said once, above): a stand-in
+            self.placeholder(port.partition(".")[0], [], path, scope)
 
     def give_up(
         self,

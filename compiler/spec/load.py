@@ -12,9 +12,11 @@ capped, and each cap is checked in time linear in the capped quantity.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -254,6 +256,16 @@ def parse_spec(data: bytes, file: str) -> Any:
     return raw
 
 
+#: Why a spec path cannot be read, by the error ``stat`` gives: (message, fix).
+_STAT_ERRORS = {
+    errno.ENOENT: ("no such file", "check the path"),
+    errno.ENOTDIR: ("no such file (a part of the path is not a folder)", "check the path"),
+    errno.ELOOP: ("the path is a loop of symbolic links", "point the link at the spec file"),
+    errno.ENAMETOOLONG: ("the path is too long for the file system", "use a shorter name (255 bytes at most)"),
+    errno.EACCES: ("permission denied", "make the file readable"),
+}
+
+
 def load_spec(path: str | Path) -> Spec:
     """Read a spec file strictly.
 
@@ -274,9 +286,12 @@ def load_spec(path: str | Path) -> Spec:
     """
     p = Path(path)
     file = str(path)
-    if not p.exists():
-        raise LoadError.single((), "no such file", "check the path", "file", file)
-    if not p.is_file():
+    try:
+        mode = p.stat().st_mode
+    except OSError as exc:
+        message, hint = _STAT_ERRORS.get(exc.errno or 0, (f"cannot read the file: {exc.strerror}", "check the path"))
+        raise LoadError.single((), message, hint, "file", file) from None
+    if not stat.S_ISREG(mode):
         raise LoadError.single((), "not a regular file", "pass the path of a .json spec", "file", file)
     try:
         with p.open("rb") as fh:

@@ -85,7 +85,10 @@ class BlockPorts:
             if len(ports) == 1:
                 return next(iter(ports.values()))
         if port and inst in env:
-            return f"{env[inst]}.{port}"  # output `port` of a multi-output node (an RNN's state)
+            bound = env[inst]
+            if "." in bound and port == "0":
+                return bound  # a block input bound to one output (`l.2`): `x.0` is that one tensor
+            return f"{bound}.{port}"  # output `port` of a multi-output node (an RNN's state)
         return None
 
     def ports_index(self, ports: dict[str, str]) -> NameIndex:

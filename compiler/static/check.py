@@ -16,7 +16,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import networkx as nx
 
-from ..errors import FusecError, GraphError, Problem, SchemaError, ShapeError
+from ..errors import FusecError, GraphError, Problem, SchemaError, ShapeError, suggestion_budget
 from ..spec.blocks import expand_blocks
 from ..spec.graph import BROKEN, flat_refs, graph_problems, topo_order
 from ..spec.load import Spec, load_spec
@@ -137,6 +137,19 @@ def check_spec(
 
     Example: ``check_spec("specs/image_tag.json").totals.params`` is 70,529.
     """
+    with suggestion_budget():
+        return _check_spec(path, max_params, allowed, _stack, strict, max_memory)
+
+
+def _check_spec(
+    path: str | Path,
+    max_params: int,
+    allowed: Sequence[str | Path],
+    _stack: tuple[Path, ...],
+    strict: bool,
+    max_memory: int | None,
+) -> Checked:
+    """``check_spec``'s stages, inside one did-you-mean budget."""
     spec = load_spec(path)
     run = _Run(spec, problems=schema_problems(spec.doc) + input_case_problems(spec.doc))
     doc = usable_doc(spec.doc, run.problems)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import printable
 from ..vocab.losses import objective_text
 from ..vocab.rule import fmt_shape
 from .check import Checked
@@ -75,7 +76,7 @@ def format_summary(checked: Checked) -> str:
     ]
     return "\n".join(
         [
-            f"Model: {checked.name}  ({checked.spec.file})",
+            f"Model: {checked.name}  ({printable(checked.spec.file)})",
             rule,
             fmt(header),
             rule,

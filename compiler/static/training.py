@@ -164,6 +164,8 @@ def training_problems(
             problems.append(_mask_dropped(g, nid, layer or "", carried))
         if carried is not None and attrs["kind"] == "merge" and attrs["spec"]["merge"] not in MASKED_MERGES:
             problems.append(_mask_dropped(g, nid, f"merge {attrs['spec']['merge']}", carried))
+        if layer in _TRANSPOSED and _dilated(config.get("dilation_rate", 1)):
+            problems.append(_dilated_transpose(g, nid, layer))
         dtypes[nid] = _dtype(g, nid, info, dtypes)
         masks[nid] = _mask_origin(g, nid, carried)
     if output_check is not None:
@@ -193,6 +195,28 @@ def _float_ids(g: nx.DiGraph, nid: str, source: str, dtype: str) -> Problem:
         "the served model would take float ids and truncate them",
         fix,
         "dtype",
+    )
+
+
+#: Transposed convolutions, which TensorFlow's CPU kernels cannot run dilated.
+_TRANSPOSED = frozenset({"Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"})
+
+
+def _dilated(rate: Any) -> bool:
+    rates = rate if isinstance(rate, list) else [rate]
+    return any(isinstance(r, int) and r > 1 for r in rates)
+
+
+def _dilated_transpose(g: nx.DiGraph, nid: str, layer: str) -> Problem:
+    """A dilated transposed convolution: Keras builds it, TensorFlow's CPU kernel refuses to run it."""
+    return Problem(
+        (*g.nodes[nid]["path"], "config", "dilation_rate"),
+        f"node `{nid}` ({layer}) is dilated: TensorFlow's CPU kernels refuse dilated transposed "
+        "convolutions (only oneDNN on CPUs with AVX-512, and GPUs, run them), so the compiled "
+        "model's serving_default fails on other CPUs",
+        "use dilation_rate 1, or serve on a GPU; --strict refuses this",
+        "serving",
+        "warning",
     )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,10 @@ from ..errors import FusecError, printable
 ENV = "TF_CONFIG"
 #: Task types MultiWorkerMirroredStrategy trains with.
 TRAINING_TASKS = ("chief", "worker")
+#: The RPC layers TensorFlow's builds register a server for (``rpc_layer``; unset means grpc).
+RPC_LAYERS = ("grpc",)
+#: ``host:port`` or ``[ipv6]:port``: what TensorFlow's gRPC server parses its own address as.
+_ADDRESS = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):([0-9]{1,5})")
 
 
 class ClusterError(FusecError):
@@ -67,7 +72,9 @@ def cluster_from_env(environ: dict[str, str] | None = None) -> Cluster:
 
     Raises:
         ClusterError: TF_CONFIG is not JSON, or lacks the cluster or this
-            task, or names a task type fusec does not train with.
+            task, names a task type fusec does not train with, an address
+            that is not ``host:port`` or an ``rpc_layer`` other than grpc
+            (checked here, before TensorFlow would fail on them).
     """
     text = (environ if environ is not None else dict(os.environ)).get(ENV, "").strip()
     if not text:
@@ -83,6 +90,7 @@ def cluster_from_env(environ: dict[str, str] | None = None) -> Cluster:
             "has no `cluster` object", 'give the tasks, e.g. {"cluster": {"worker": ["host1:port", "host2:port"]}}'
         )
     tasks = _tasks(config["cluster"])
+    _check_rpc_layer(config.get("rpc_layer"))
     task = config.get("task")
     if not isinstance(task, dict) or not isinstance(task.get("type"), str) or type(task.get("index", 0)) is not int:
         raise _fail("has no valid `task`", 'name this process, e.g. "task": {"type": "worker", "index": 0}')
@@ -112,11 +120,42 @@ def _tasks(cluster: dict[str, Any]) -> dict[str, list[str]]:
             )
         if not isinstance(addresses, list) or not all(isinstance(a, str) and a for a in addresses):
             raise _fail(f"`cluster.{kind}` is not a list of host:port strings", 'e.g. "worker": ["host1:2222"]')
+        for index, address in enumerate(addresses):
+            _check_address(kind, index, address)
     if len(cluster.get("chief", [])) > 1:
         raise _fail("`cluster.chief` lists more than one chief", "list one chief, or none (worker 0 is then the chief)")
     if not any(cluster.get(kind) for kind in TRAINING_TASKS):
         raise _fail("`cluster` lists no tasks", 'e.g. "cluster": {"worker": ["host1:2222", "host2:2222"]}')
     return {kind: list(cluster.get(kind, [])) for kind in TRAINING_TASKS}
+
+
+def _check_address(kind: str, index: int, address: str) -> None:
+    """Refuse a task address TensorFlow's gRPC server cannot parse: ``host:port``, port 1 to 65535.
+
+    Raises:
+        ClusterError: naming the task and the address.
+    """
+    match = _ADDRESS.fullmatch(address)
+    if match is None or not 1 <= int(match.group(1)) <= 65535:
+        raise _fail(
+            f"`cluster.{kind}[{index}]`, `{printable(address)}`, is not a host:port address with a port 1 to 65535",
+            'give each task as "host:port", e.g. "10.0.0.1:2222" or "[::1]:2222"',
+        )
+
+
+def _check_rpc_layer(layer: Any) -> None:
+    """Refuse an ``rpc_layer`` TensorFlow has no server for (only gRPC is built in).
+
+    Raises:
+        ClusterError: naming the value.
+    """
+    if layer is None or layer in RPC_LAYERS:
+        return
+    shown = printable(layer) if isinstance(layer, str) else printable(json.dumps(layer))
+    raise _fail(
+        f"`rpc_layer` is `{shown}`, which TensorFlow has no server for",
+        f'set "rpc_layer": "grpc", or leave it out (TensorFlow\'s servers: {", ".join(RPC_LAYERS)})',
+    )
 
 
 def make_strategy(cluster: Cluster) -> tuple[Any, str]:

@@ -25,13 +25,23 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from .. import files
 from ..errors import printable
-from .export_formats import FORMATS, WRITERS, ExportError, fail, read_signature, require_onnx
+from .export_formats import (
+    FORMATS,
+    WRITERS,
+    ExportError,
+    Listing,
+    check_copy,
+    check_output,
+    fail,
+    read_signature,
+    require_onnx,
+)
 
 __all__ = ["FORMATS", "ExportError", "Exported", "export_model"]
 
@@ -74,6 +84,7 @@ class _Source:
     saved_model: Path | None
     archive: Path | None
     order: tuple[str, ...] = ()  # the spec's input and output names, in order, when known
+    listing: Listing | None = None  # an output folder's signed listing; None for a bare archive
 
 
 def export_model(
@@ -116,8 +127,12 @@ def export_model(
         )
     _check_folder(serving_dir, "the serving folder")
     _check_folder(model_dir, "the model's folder")
-    if version is not None:
+    if version is None:
+        _next_version(model_dir)  # refuse now when no number is left, before anything is written
+    else:
         _refuse_taken(model_dir, version)
+    if model_path.is_dir():  # an output folder: its files must be the ones its record lists
+        source = replace(source, listing=check_output(model_path))
     from ..keras.tf import import_keras
 
     import_keras()  # TensorFlow quietly, before any writer imports it
@@ -252,12 +267,17 @@ def _make_folders(folder: Path) -> list[Path]:
 
 
 def _versions(model_dir: Path) -> dict[int, str]:
-    """The numbered entries of ``model_dir``: number -> name (TF Serving reads ``007`` as 7)."""
+    """The numbered entries of ``model_dir``: number -> name (TF Serving reads ``007`` as 7).
+
+    Numbers past ``MAX_VERSION`` are left out: TF Serving reads versions as
+    64-bit numbers and cannot serve them, so they count as any other name.
+    """
     try:
         names = os.listdir(model_dir)
     except FileNotFoundError:
         return {}
-    return {int(n): n for n in names if _VERSION.fullmatch(n)}
+    numbers = {int(n): n for n in names if _VERSION.fullmatch(n)}  # a file name has at most 255 digits
+    return {number: n for number, n in numbers.items() if number <= MAX_VERSION}
 
 
 def _refuse_taken(model_dir: Path, version: int) -> None:
@@ -275,8 +295,20 @@ def _refuse_taken(model_dir: Path, version: int) -> None:
 
 
 def _next_version(model_dir: Path) -> int:
-    """One more than the largest numbered entry of ``model_dir`` (1 when there is none)."""
-    return max(_versions(model_dir), default=0) + 1
+    """One more than the largest numbered entry of ``model_dir`` (1 when there is none).
+
+    Raises:
+        ExportError: that entry is already ``MAX_VERSION``, the largest TF Serving reads.
+    """
+    versions = _versions(model_dir)
+    largest = max(versions, default=0)
+    if largest >= MAX_VERSION:
+        raise fail(
+            f"the next version of `{model_dir}` would be {largest + 1}, past {MAX_VERSION}, "
+            f"the largest TF Serving reads (version `{versions[largest]}` is there)",
+            "give a free --version below it, or renumber the versions in that folder",
+        )
+    return largest + 1
 
 
 # --- writing and placing a version ------------------------------------------------
@@ -318,6 +350,8 @@ def _write(source: _Source, container: Path, stage: Path, fmt: str) -> tuple[tup
         order = source.order
     inputs, outputs = read_signature(saved)
     WRITERS[fmt](saved, stage)
+    if fmt == "savedmodel" and source.listing is not None:  # the copy served is the one checked
+        check_copy(stage, source.listing, saved)
     return _ordered(inputs, order), _ordered(outputs, order)
 
 

@@ -1,11 +1,15 @@
 """``fusec fit``: a checked spec trained on data, on one process or a cluster, written as ``compile`` writes.
 
 The order keeps every refusal before any work that could be lost: the
-options and ``TF_CONFIG``, the output folder (refused before training if
-fusec may not replace it), the data (read and checked against the spec in
-full), the backup (resumed when it is this same run's), and only then
-the model and the loop. The chief writes the outputs, atomically, and
-removes the backup once they are in place.
+options and ``TF_CONFIG``; every folder the run writes, before TensorFlow
+is imported (``outputs.check_outputs``: ``-o``, the backup folder,
+``--tensorboard`` and ``--serving-dir`` apart and holding nothing the run
+reads; the output folder refused if fusec may not replace it; the backup
+folder refused unless it is new, empty or fusec's own, by its signed
+token); the data (read and checked against the spec in full); the backup
+(resumed when it is this same run's); and only then the model and the loop.
+The chief writes the outputs, atomically, and removes the backup once
+they are in place.
 """
 
 from __future__ import annotations
@@ -20,14 +24,18 @@ from typing import IO, Any
 from ..errors import FusecError
 from ..files import installed
 from ..static.check import Checked
-from .backup import Backup, State, backup_dir
+from .backup import Backup, BackupError, State, backup_dir
 from .cluster import Cluster, cluster_from_env, make_strategy
-from .history import Epoch, history_json, plot_png
+from .history import Epoch, best_epoch, describe_source, history_json, kept_metrics, plot_png
 from .loop import Loop, Plan, prepare
+from .outputs import BACKUP, OUTPUT, SERVING, TENSORBOARD, check_outputs
 from .progress import Progress
 
 DEFAULT_EPOCHS = 10
 DEFAULT_BATCH = 32
+#: The largest epoch count, batch size, patience or step interval taken (the command line has the same bound).
+MAX_COUNT = 2**31 - 1
+_COUNTS = ("epochs", "batch_size", "early_stopping", "backup_every")
 
 
 class FitError(FusecError):
@@ -73,6 +81,7 @@ class Fitted:
 def _settings(checked: Checked, opts: FitOptions) -> dict[str, Any]:
     """Each setting from the command line, else the spec's ``training``, else the default."""
     spec = checked.doc.get("training", {})
+    _check_numbers(opts)
 
     def pick(name: str, default: Any) -> Any:
         given = getattr(opts, name)
@@ -103,6 +112,19 @@ def _settings(checked: Checked, opts: FitOptions) -> dict[str, Any]:
     return found
 
 
+def _check_numbers(opts: FitOptions) -> None:
+    """The counts given are whole numbers from 1 to ``MAX_COUNT``; a validation split lies strictly between 0 and 1."""
+    for name in _COUNTS:
+        value = getattr(opts, name)
+        if value is not None and not (
+            isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_COUNT
+        ):
+            raise FitError.single((), f"{name} must be a whole number from 1 to {MAX_COUNT}, not {value!r}", "", "fit")
+    split = opts.validation_split
+    if split is not None and not (isinstance(split, (int, float)) and 0 < split < 1):  # NaN fails both
+        raise FitError.single((), f"validation_split must lie strictly between 0 and 1, not {split!r}", "", "fit")
+
+
 # long: the steps in order, each one line, so the order of refusals reads top to bottom
 def fit_checked(checked: Checked, opts: FitOptions) -> Fitted:
     """Train a checked spec and write its outputs (the chief); see the module docstring for the order."""
@@ -111,9 +133,12 @@ def fit_checked(checked: Checked, opts: FitOptions) -> Fitted:
     settings = _settings(checked, opts)
     cluster = cluster_from_env()
     out = output_folder(checked, "all", opts.output)
-    _outside(out, {"--tensorboard": opts.tensorboard, "--backup-dir": opts.backup, "--serving-dir": opts.serving_dir})
+    backup = Backup(opts.backup or backup_dir(out.absolute()), cluster)
+    folders = {OUTPUT: out, BACKUP: backup.folder, TENSORBOARD: opts.tensorboard, SERVING: opts.serving_dir}
+    check_outputs(checked, folders, [d for d in (opts.data, opts.validation) if d is not None])
     if cluster.is_chief:
         check_output(checked, out)
+    backup.inspect()
     from ..data import expected_fields, open_data
     from ..keras.tf import import_keras
 
@@ -129,13 +154,21 @@ def fit_checked(checked: Checked, opts: FitOptions) -> Fitted:
     else:
         train, val = source, None
     steps = math.ceil(train.count / settings["batch_size"])
-    backup = Backup(
-        opts.backup or backup_dir(out.absolute()), cluster, _fingerprint(checked, settings, train, val, cluster)
-    )
+    backup.run = _fingerprint(checked, settings, train, val, cluster)
     resumed = backup.check_run(opts.restart)
     model = _model(checked, strategy, train, settings)
     backup.attach(model)
     state = backup.restore() if resumed else State()
+    if state.epoch > settings["epochs"]:
+        raise BackupError.single(
+            (),
+            f"the backup in `{backup.folder}` has trained {state.epoch} epochs already, more than the "
+            f"{settings['epochs']} asked",
+            f"pass --epochs {state.epoch} or more to go on from it, or --restart to train "
+            f"{settings['epochs']} from the start",
+            "backup",
+            file=str(backup.folder),
+        )
     history = backup.history(state.epoch)
     progress = Progress.pick(settings["epochs"], steps, cluster.is_chief, opts.stream or sys.stdout)
     if resumed:
@@ -165,8 +198,8 @@ def fit_checked(checked: Checked, opts: FitOptions) -> Fitted:
         cluster,
         strategy_name,
     )
-    result.final = _final(history, _best_epoch(history) if settings["early_stopping"] else None)
-    if loop.diverged is not None and not (settings["early_stopping"] and _best_epoch(history)):
+    result.final = kept_metrics(history, best_epoch(history) if settings["early_stopping"] else None)
+    if loop.diverged is not None and not (settings["early_stopping"] and best_epoch(history)):
         backup.remove()  # resuming a diverged run would only diverge again
         raise FitError.single(
             (),
@@ -182,19 +215,6 @@ def fit_checked(checked: Checked, opts: FitOptions) -> Fitted:
             result.exported = export_model(out, opts.serving_dir)
     backup.remove()
     return result
-
-
-def _outside(out: Path, folders: dict[str, Path | None]) -> None:
-    """Refuse a folder the run writes while it trains inside the output folder, which is replaced whole."""
-    root = out.absolute()
-    for option, folder in folders.items():
-        if folder is not None and (folder.absolute() == root or root in folder.absolute().parents):
-            raise FitError.single(
-                (),
-                f"{option} `{folder}` is inside the output folder `{out}`, which fusec replaces whole at the end",
-                f"put it beside the output, e.g. {option} {out}.{option.removeprefix('--').split('-')[0]}",
-                "fit",
-            )
 
 
 def _model(checked: Checked, strategy: Any, train: Any, settings: dict[str, Any]) -> Any:
@@ -263,7 +283,7 @@ def _write_outputs(
     """The chief's outputs: ``compile``'s layout plus history.json, history.png and the training record."""
     from ..keras.save import save_artifacts
 
-    best = _best_epoch(result.history) if settings["early_stopping"] else None
+    best = best_epoch(result.history) if settings["early_stopping"] else None
     if best is not None and best != result.epochs and backup.best_weights.is_file():
         model.load_weights(str(backup.best_weights))
         result.notes.append(f"kept the weights of epoch {best}, the lowest val_loss")
@@ -281,8 +301,8 @@ def _write_outputs(
         "seed": settings["seed"],
         "strategy": result.strategy,
         "workers": result.cluster.workers,
-        "data": _describe(train),
-        "validation": _describe(val) if val is not None else None,
+        "data": describe_source(train),
+        "validation": describe_source(val) if val is not None else None,
         "final": result.final,
     }
     extra = {
@@ -291,28 +311,6 @@ def _write_outputs(
     }
     result.artifacts = save_artifacts(final, checked, out, "all", extra=extra, manifest={"training": record})
     result.notes.extend(result.artifacts.notes)
-
-
-def _best_epoch(history: list[Epoch]) -> int | None:
-    scored = [(e["val_loss"], int(e["epoch"])) for e in history if e.get("val_loss") is not None]
-    return min(scored)[1] if scored else None
-
-
-def _final(history: list[Epoch], best: int | None) -> dict[str, Any]:
-    """The metrics of the epoch whose weights are kept."""
-    if not history:
-        return {}
-    chosen = next((e for e in history if int(e["epoch"]) == best), history[-1])
-    return dict(chosen)
-
-
-def _describe(source: Any) -> dict[str, Any]:
-    return {
-        "path": [str(p) for p in source.paths],
-        "format": source.format,
-        "sha256": source.sha256,
-        "examples": source.count,
-    }
 
 
 def _clean_copy(checked: Checked, trained: Any) -> Any:

@@ -73,3 +73,27 @@ def plot_png(epochs: list[Epoch], title: str) -> bytes:
     fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
     plt.close(fig)
     return buf.getvalue()
+
+
+def best_epoch(epochs: list[Epoch]) -> int | None:
+    """The epoch (from 1) with the lowest ``val_loss``; None without validation."""
+    scored = [(e["val_loss"], int(e["epoch"])) for e in epochs if e.get("val_loss") is not None]
+    return min(scored)[1] if scored else None
+
+
+def kept_metrics(epochs: list[Epoch], best: int | None) -> dict[str, Any]:
+    """The metrics of the epoch whose weights are kept: ``best``, else the last."""
+    if not epochs:
+        return {}
+    chosen = next((e for e in epochs if int(e["epoch"]) == best), epochs[-1])
+    return dict(chosen)
+
+
+def describe_source(source: Any) -> dict[str, Any]:
+    """The training record's view of a data source: its files, format, hash and size."""
+    return {
+        "path": [str(p) for p in source.paths],
+        "format": source.format,
+        "sha256": source.sha256,
+        "examples": source.count,
+    }

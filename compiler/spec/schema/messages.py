@@ -295,6 +295,20 @@ def _bound(op: str) -> Handler:
     return bound
 
 
+def _size(what: str, op: str) -> Handler:
+    """Too many or too few items, characters or keys: the count, never the whole value."""
+
+    def size(err: Any, path: tuple[Any, ...], doc: Any) -> list[Problem]:
+        inst = err.instance
+        got = len(inst) if isinstance(inst, (list, str, dict)) else inst
+        unit = {"items": "entries", "length": "characters", "properties": "keys"}[what]
+        if op == "at least" and err.validator_value == 1:
+            return [Problem(path, f"must not be empty. Received: {_show(inst)}", "", "schema")]
+        return [Problem(path, f"must hold {op} {err.validator_value:,} {unit}. Received: {got:,}", "", "schema")]
+
+    return size
+
+
 #: The failing keyword -> its handler.
 HANDLERS: dict[str, Handler] = {
     "additionalProperties": _additional_properties,
@@ -311,6 +325,12 @@ HANDLERS: dict[str, Handler] = {
     "maximum": _bound("<="),
     "exclusiveMinimum": _bound(">"),
     "exclusiveMaximum": _bound("<"),
+    "maxItems": _size("items", "at most"),
+    "minItems": _size("items", "at least"),
+    "maxLength": _size("length", "at most"),
+    "minLength": _size("length", "at least"),
+    "maxProperties": _size("properties", "at most"),
+    "minProperties": _size("properties", "at least"),
 }
 
 

@@ -9,6 +9,7 @@ appear. This runs before the graph is read or any weights parsed.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -76,6 +77,9 @@ def allowed_classes() -> dict[str, frozenset[str]]:
 #: layer call, and a tuple.
 _SPECIAL = frozenset({"__keras_tensor__", "__tuple__"})
 _FUSEC_REGISTERED = {f"fusec>{cls}": cls for cls in _FUSEC_LAYERS}
+#: What Keras's own ops in a saved graph are: the padding mask of an ``Embedding(mask_zero=True)``
+#: feeding attention or an RNN, computed in the functional graph (``NotEqual``, ``ConvertToTensor``).
+_MASK_OPS = "Keras op"
 _FUNCTION_KEYS = ("function", "function_type", "output_shape_type")
 
 
@@ -104,6 +108,7 @@ def scan_config(config: Any, label: str, key: str = "model") -> None:
     """
     classes = allowed_classes()
     found: list[str] = []
+    shared: dict[Any, str] = {}
     count = 0
     stack: list[tuple[Any, Any, int]] = [(config, None, 0)]
     while stack:
@@ -114,17 +119,23 @@ def scan_config(config: Any, label: str, key: str = "model") -> None:
             raise RuleError(f"`{label}`'s config.json holds {what}", key, "use a smaller sub-model")
         if isinstance(node, dict):
             _judge(node, chain, classes, found)
+            if "shared_object_id" in node:
+                _judge_shared(node, chain, shared, found)
             stack.extend((v, (chain, k), depth + 1) for k, v in node.items())
         elif isinstance(node, list):
             stack.extend((v, (chain, i), depth + 1) for i, v in enumerate(node))
         if len(found) >= 20:
             break
     if found:
+        masked = any(_MASK_OPS in f for f in found)
         raise RuleError(
             f"`{label}` holds classes fusec will not load: {', '.join(found[:3])}"
             + (f" (and {len(found) - 3} more)" if len(found) > 3 else ""),
             key,
-            "only layers of fusec's vocabulary may appear in a sub-model (no Lambda, no custom code)",
+            "Keras saves the padding mask of an Embedding with `mask_zero` as such ops, which a sub-model "
+            "cannot carry yet: save it without `mask_zero`"
+            if masked
+            else "only layers of fusec's vocabulary may appear in a sub-model (no Lambda, no custom code)",
         )
 
 
@@ -135,6 +146,38 @@ def _judge(node: dict[str, Any], chain: Any, classes: Mapping[str, frozenset[str
     for k in _FUNCTION_KEYS:
         if k in node:
             found.append(f"a serialized function (`{k}`) at {_where(chain)}")
+
+
+def _judge_shared(node: dict[str, Any], chain: Any, shared: dict[Any, str], found: list[str]) -> None:
+    """Note a shared-object id Keras would resolve to an object other than the one this config describes.
+
+    Keras's loader builds the first object carrying an id and hands that same
+    object back for every later config with the id, ignoring what those
+    configs say. Keras writes the id on stateless objects seen twice (one
+    activation or initializer object given to two layers), whose configs are
+    then equal. A layer or model with an id would stand for another one (with
+    other weights and shapes than its config claims), and configs that differ
+    under one id would be read as something other than what they say: both
+    are refused.
+    """
+    where = _where(chain)
+    ident = node["shared_object_id"]
+    cls = node.get("class_name")
+    module = node.get("module")
+    layerish = (
+        module in ("keras.layers", "keras.models")
+        or cls in MODEL_CLASSES
+        or (cls in _LAYER_CLASSES and module != "keras.initializers")
+    )
+    if layerish or (chain is not None and chain[1] in ("layers", "layer", "forward_layer", "backward_layer", "cell")):
+        found.append(f"a layer or model standing for another (`shared_object_id`) at {where}")
+        return
+    if not isinstance(ident, int) or isinstance(ident, bool):
+        found.append(f"a `shared_object_id` that is not a number at {where}")
+        return
+    body = json.dumps({k: v for k, v in node.items() if k != "shared_object_id"}, sort_keys=True, default=str)
+    if shared.setdefault(ident, body) != body:
+        found.append(f"an object standing for a different one (`shared_object_id` {ident}) at {where}")
 
 
 def _judge_class(node: dict[str, Any], chain: Any, classes: Mapping[str, frozenset[str]], found: list[str]) -> None:
@@ -149,6 +192,8 @@ def _judge_class(node: dict[str, Any], chain: Any, classes: Mapping[str, frozens
         if cls not in _SPECIAL:
             kind = "layer" if layerish else "class"
             found.append(f"{kind} `{cls}` without a module (a legacy format) at {where}")
+    elif isinstance(module, str) and module.startswith("keras.src.ops"):
+        found.append(f"{_MASK_OPS} `{cls}` at {where}")
     elif not isinstance(module, str) or module not in classes:
         found.append(f"module `{module}` at {where}")
     elif cls not in classes[module]:

@@ -37,6 +37,7 @@ def inspect_h5(fileobj: BinaryIO, file_bytes: int, label: str, key: str) -> Weig
     from h5py import h5o
 
     per_layer: dict[str, int] = {}
+    variables: dict[str, list[str]] = {}
     values = data_bytes = 0
     with h5py.File(fileobj, "r") as h5:
         links = _links(h5, label, key)
@@ -59,7 +60,27 @@ def inspect_h5(fileobj: BinaryIO, file_bytes: int, label: str, key: str) -> Weig
                 values += size
                 top = path.split("/")[1]
                 per_layer[top] = per_layer.get(top, 0) + size
+                group, _, index = path.rpartition("/")
+                variables.setdefault(group, []).append(index)
+    _numbered(variables, label, key)
     return Weights(per_layer, values, data_bytes, file_bytes)
+
+
+def _numbered(variables: dict[str, list[str]], label: str, key: str) -> None:
+    """Each group's variables are Keras's ``vars/0`` … ``vars/N-1``, as Keras reads them back one by one.
+
+    Raises:
+        RuleError: a variable stored outside a ``vars`` group, or numbered with a gap.
+    """
+    for group, names in variables.items():
+        wanted = [str(i) for i in range(len(names))]
+        if not group.endswith("/vars") or sorted(names, key=lambda n: (len(n), n)) != wanted:
+            raise RuleError(
+                f"`{label}`'s weights file stores {', '.join(sorted(names)[:4])} in `{group[:120]}`; "
+                f"Keras reads a layer's variables from `vars/0` to `vars/{len(names) - 1}`",
+                key,
+                RESAVE,
+            )
 
 
 def _links(h5: Any, label: str, key: str) -> list[tuple[bytes, int]]:

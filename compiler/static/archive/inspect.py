@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,6 +95,7 @@ def _signature(path: Path, graph: Graph, ctx: Ctx, weights: Weights) -> SubModel
             f"computed from config.json, need {trainable + non_trainable:,} in {len(layer_params)}",
             "the archive's weights do not belong to its config; " + RESAVE,
         )
+    _check_layout(graph, counts, weights, ctx)
     names = list(inputs)
 
     def run(shapes: Mapping[str, Shape]) -> dict[str, Shape]:
@@ -116,6 +118,49 @@ def _signature(path: Path, graph: Graph, ctx: Ctx, weights: Weights) -> SubModel
         weights.file_bytes,
         run,
     )
+
+
+def _check_layout(graph: Graph, counts: Mapping[str, tuple[int, int]], weights: Weights, ctx: Ctx) -> None:
+    """Each layer's values must sit in the group Keras reads them from, layer by layer.
+
+    Keras addresses a layer's weights by its class, not its name:
+    ``layers/<class in snake case>[_<k>]``, numbered in the model's layer
+    order (``keras.src.saving.saving_lib``). The counts per group must be the
+    computed ones, so weights moved between layers, or stored under another
+    group, are refused here rather than by Keras at compile time.
+
+    Raises:
+        RuleError: naming the first group that differs.
+    """
+    used: dict[str, int] = {}
+    expected: dict[str, tuple[int, str]] = {}
+    for layer in graph.layers.values():
+        group = _snake(layer.cls)
+        if group in used:
+            used[group] += 1
+            group = f"{group}_{used[group]}"
+        else:
+            used[group] = 0
+        total = sum(counts.get(layer.name, (0, 0)))
+        if total:
+            expected[group] = (total, layer.what)
+    stored = {group: n for group, n in weights.per_layer.items() if n}
+    for group in sorted(set(expected) | set(stored), key=lambda g: (g not in expected, g)):
+        want, what = expected.get(group, (0, ""))
+        got = stored.get(group, 0)
+        if want != got:
+            needs = f"{what} needs {want:,} values there" if want else "no layer reads it"
+            raise ctx.fail(
+                f"its weights file holds {got:,} values in group `layers/{group[:64]}`; {needs}",
+                "the archive's weights do not belong to its config; " + RESAVE,
+            )
+
+
+def _snake(cls: str) -> str:
+    """A class name as Keras names its weights group (``keras.src.utils.naming.to_snake_case``)."""
+    name = re.sub(r"\W+", "", cls)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def inspect_weights(path: Path, raw: str, sub: SubModel) -> int:

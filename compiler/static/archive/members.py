@@ -13,6 +13,7 @@ import io
 import os
 import struct
 import zipfile
+import zlib
 from typing import Any, BinaryIO
 
 from ...errors import RuleError
@@ -149,6 +150,30 @@ def _vet_storage(info: zipfile.ZipInfo, size: int, label: str, key: str) -> None
         )
 
 
+def _verify_crc(fh: BinaryIO, start: int, info: zipfile.ZipInfo, label: str, key: str) -> None:
+    """A stored member's bytes must match its CRC-32, as Keras's zipfile read will require.
+
+    Read in 1 MiB pieces (one pass over the member, nothing held).
+
+    Raises:
+        RuleError: the member is damaged.
+    """
+    crc, left = 0, info.file_size
+    fh.seek(start)
+    while left > 0:
+        piece = fh.read(min(left, 1 << 20))
+        if not piece:
+            break
+        crc = zlib.crc32(piece, crc)
+        left -= len(piece)
+    if left or crc != info.CRC:
+        raise RuleError(
+            f"`{label}`'s member `{info.filename}` is damaged (its bytes do not match its CRC-32)",
+            key,
+            "the file was truncated or altered after it was written; " + RESAVE,
+        )
+
+
 def member_view(fh: BinaryIO, zf: zipfile.ZipFile, info: zipfile.ZipInfo, label: str, key: str) -> BinaryIO:
     """A member to read: a stored one in place (a window on the archive), a deflated one inflated in memory.
 
@@ -160,5 +185,6 @@ def member_view(fh: BinaryIO, zf: zipfile.ZipFile, info: zipfile.ZipInfo, label:
         size = os.fstat(fh.fileno()).st_size
         if start + info.file_size > size:
             raise RuleError(f"`{label}`'s weights member runs past the end of the archive", key, RESAVE)
+        _verify_crc(fh, start, info, label, key)
         return io.BufferedReader(_Slice(fh, start, info.file_size))
     return io.BytesIO(zf.read(info))

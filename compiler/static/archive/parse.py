@@ -37,6 +37,7 @@ def parse_layer(d: Any, ctx: Ctx, owner: str, depth: int, in_sequential: bool) -
     if not isinstance(name, str):
         raise ctx.fail(f"a `{cls}` layer of model `{owner}` has no name")
     what = f"layer `{name[:64]}` ({cls}) of model `{owner[:64]}`"
+    _keras_name(cfg.get("name") if isinstance(cfg, dict) else name, ctx, what)
     ctx.layers += 1
     if ctx.layers > MAX_NODES:
         raise ctx.fail(f"holds more than {MAX_NODES:,} layers", "use a smaller sub-model")
@@ -49,6 +50,18 @@ def parse_layer(d: Any, ctx: Ctx, owner: str, depth: int, in_sequential: bool) -
     raise ctx.fail(
         f"{what} is outside fusec's vocabulary", "only layers of fusec's vocabulary may appear in a sub-model"
     )
+
+
+def _keras_name(name: Any, ctx: Ctx, what: str) -> None:
+    """A name Keras will accept when it rebuilds the object: a non-empty string without ``/``.
+
+    Raises:
+        RuleError: Keras's constructor would refuse it (at compile time, after the work).
+    """
+    if not isinstance(name, str) or not name or "/" in name:
+        raise ctx.fail(
+            f"{what} has the name {show(name)}, which Keras refuses (a name is a non-empty string without `/`)"
+        )
 
 
 def _input_layer(layer: Layer, d: dict[str, Any], cfg: Any, ctx: Ctx, depth: int) -> None:
@@ -176,6 +189,8 @@ def parse_model(d: dict[str, Any], ctx: Ctx, depth: int) -> Graph:
         raise ctx.fail(f"nests models deeper than {MAX_NESTING} levels", "use a flatter sub-model")
     if cls not in MODEL_CLASSES:
         raise ctx.malformed(f"a model of class {show(cls)}; fusec reads Functional and Sequential models")
+    if isinstance(cfg, dict) and "name" in cfg:
+        _keras_name(cfg["name"], ctx, f"model `{name[:64]}`")
     if not isinstance(cfg, dict) or not isinstance(cfg.get("layers"), list):
         raise ctx.malformed(f"model `{name[:64]}` has no list of layers")
     if cls == "Sequential":

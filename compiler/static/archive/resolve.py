@@ -9,6 +9,7 @@ this package never imports the stages above it.
 from __future__ import annotations
 
 import contextlib
+import stat
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
@@ -46,11 +47,14 @@ def resolve_path(raw: str, spec_dir: Path, allowed: Sequence[Path], key: str = "
             "keep sub-models beside the spec, or allow the folder with --allow-dir",
         )
     try:
-        is_file = resolved.is_file()
+        mode: int | None = resolved.stat().st_mode
     except (OSError, ValueError):
-        is_file = False
-    if not is_file:
+        mode = None
+    if mode is None:
         raise RuleError(f"no file `{raw}` (looked for {resolved})", key, "check the path")
+    if not stat.S_ISREG(mode):
+        what = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a device, a FIFO or a socket)"
+        raise RuleError(f"`{raw}` is {what} (at {resolved})", key, "name the sub-model's file")
     return resolved
 
 
