@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from test_corpus_archives import SUB_SPEC, weights_h5
 
 from fusec.cli import cli
 from fusec.errors import NameIndex, printable
@@ -202,20 +203,9 @@ def test_keras_weight_refusals_read_in_one_line() -> None:
 @pytest.mark.slow
 def test_transposed_weights_refused_with_shapes(tmp_path: Path) -> None:
     """Right counts, wrong shape: only Keras can tell; compile says which variable, exit 1, nothing written."""
-    import h5py
-    import numpy as np
-
-    sub = {
-        "fusec": 1,
-        "name": "sub",
-        "inputs": {"x": {"shape": [4]}},
-        "nodes": {"d": {"layer": "Dense", "config": {"units": 3}, "inputs": "x"}},
-        "outputs": {"d": {"from": "d"}},
-    }
-    write(tmp_path, sub, "sub.json")
-    with h5py.File(tmp_path / "sub.weights.h5", "w") as h5:
-        h5.create_dataset("layers/dense/vars/0", data=np.zeros((3, 4), "float32"))
-        h5.create_dataset("layers/dense/vars/1", data=np.zeros((3,), "float32"))
+    write(tmp_path, SUB_SPEC, "sub.json")  # x (4,) -> Dense(3), as the archive corpus writes it
+    arrays = {"layers/dense/vars/0": (3, 4), "layers/dense/vars/1": (3,)}  # the kernel transposed
+    (tmp_path / "sub.weights.h5").write_bytes(weights_h5(arrays))
     doc = spec(
         inputs={"x": {"shape": [4]}},
         nodes={"y": {"model": "sub.json", "weights": "sub.weights.h5", "inputs": "x"}},

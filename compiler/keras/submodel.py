@@ -7,8 +7,9 @@ Keras reads here; a spec sub-model's own check result rides on its
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ..static.archive import ModelContext, SubModel, resolve_path
@@ -40,15 +41,7 @@ def load_submodel(
 
     from . import fusion  # noqa: F401  (registers fusec's own layers, which a compiled archive may hold)
 
-    try:
-        model = _load_archive(keras, sub) if sub.kind == "keras" else _build_spec(keras, node, sub, ctx, build_nested)
-    except WeightsRefused:
-        raise
-    except Exception as exc:  # Keras refuses weights that do not fit in many ways (ValueError mostly)
-        if "could not be loaded" not in str(exc) and "shape" not in str(exc):
-            raise
-        source = node.get("weights", node.get("model"))
-        raise WeightsRefused(f"the weights in `{source}` do not fit the sub-model: {weights_detail(exc)}") from exc
+    model = _load_archive(keras, node, sub) if sub.kind == "keras" else _build_spec(keras, node, sub, ctx, build_nested)
     model.name = name  # the sub-model appears in the parent under its node id
     model.trainable = node.get("trainable", True)
     return model
@@ -56,6 +49,32 @@ def load_submodel(
 
 class WeightsRefused(ValueError):
     """Keras refused a sub-model's stored weights: which layer, which variable, which shapes."""
+
+
+#: How Keras words a refusal of stored weights (loading an archive or a weights file, set_weights).
+_WEIGHT_REFUSALS = (
+    "could not be loaded",
+    "variables during loading",
+    "variable.shape=",
+    "is not compatible with provided weight",
+    "with a weight list of length",
+)
+
+
+@contextlib.contextmanager
+def _weights_of(source: str) -> Iterator[None]:
+    """Keras's refusal of stored weights inside, as one ``WeightsRefused`` line naming ``source``.
+
+    Only Keras's weight-loading refusals (``_WEIGHT_REFUSALS``) are
+    translated; anything else passes through as it was raised.
+    """
+    try:
+        yield
+    except Exception as exc:
+        text = str(exc)
+        if not any(m in text for m in _WEIGHT_REFUSALS):
+            raise
+        raise WeightsRefused(f"the weights in `{source}` do not fit the sub-model: {weights_detail(exc)}") from exc
 
 
 _OBJECT = re.compile(r"for object <(\w+) name=([^,>]+)")
@@ -83,9 +102,10 @@ def weights_detail(exc: BaseException) -> str:
     return f"{where}: {detail}" if where else detail
 
 
-def _load_archive(keras: Any, sub: SubModel) -> Any:
+def _load_archive(keras: Any, node: Mapping[str, Any], sub: SubModel) -> Any:
     """A ``.keras`` archive in Keras's safe mode; a Sequential wrapped in a graph with a named input."""
-    model = keras.saving.load_model(sub.path, compile=False, safe_mode=True)
+    with _weights_of(node["model"]):
+        model = keras.saving.load_model(sub.path, compile=False, safe_mode=True)
     if isinstance(model, keras.Sequential):  # a Sequential has no `input` to call it by: wrap it in a graph
         (spec,) = model.inputs
         given = keras.Input(batch_shape=tuple(spec.shape), dtype=spec.dtype, name=next(iter(sub.inputs)))
@@ -102,9 +122,10 @@ def _build_spec(
     model = build_nested(sub.checked)
     if "weights" in node:
         weights = resolve_path(node["weights"], ctx.spec_dir, ctx.allowed, "weights")
-        if weights.suffix == ".keras":
-            trained = keras.saving.load_model(weights, compile=False, safe_mode=True)
-            model.set_weights(trained.get_weights())
-        else:
-            model.load_weights(weights)
+        with _weights_of(node["weights"]):
+            if weights.suffix == ".keras":
+                trained = keras.saving.load_model(weights, compile=False, safe_mode=True)
+                model.set_weights(trained.get_weights())
+            else:
+                model.load_weights(weights)
     return model
