@@ -47,3 +47,8 @@ bench-hostile: setup
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache
+
+# Every keras.applications model: import -> check -> compile -> same outputs (docs/conformance.md; an hour or more).
+.PHONY: conformance
+conformance: setup
+	.venv/bin/python tools/conformance.py

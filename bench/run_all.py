@@ -53,6 +53,7 @@ MODULES = {
     "fit_speed": "fit_speed",
     "fit_streaming": "fit_streaming",
     "fit_workers": "fit_workers",
+    "import": "import_speed",
 }
 DEFAULT = ("check", "compile", "inference", "fusion", "render", "scaling")
 ON_GPU = ("inference", "fusion", "fit_speed")

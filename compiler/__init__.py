@@ -25,7 +25,11 @@ __all__ = ["Checked", "FusecError", "Spec", "__version__", "check_spec", "compil
 
 
 def compile_spec(
-    path: str | os.PathLike[str], out: str | os.PathLike[str], fmt: str = "all", max_params: int | None = None
+    path: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    fmt: str = "all",
+    max_params: int | None = None,
+    trust: tuple[str, ...] = (),
 ) -> object:
     """Check, build and save a spec in one call, as ``fusec compile`` does.
 
@@ -35,6 +39,7 @@ def compile_spec(
             fusec wrote it).
         fmt: ``all``, ``savedmodel`` or ``keras``.
         max_params: parameter budget (default: ``fusec.static.budget.DEFAULT_MAX_PARAMS``).
+        trust: packages whose classes trusted `model` nodes may load (``--trust``; none by default).
 
     Returns:
         The ``Artifacts`` written.
@@ -46,10 +51,12 @@ def compile_spec(
     from pathlib import Path
 
     from .keras.pipeline import compile_checked
+    from .static.archive.trusted import trusting
     from .static.budget import DEFAULT_MAX_PARAMS
 
-    checked = check_spec(Path(path), max_params or DEFAULT_MAX_PARAMS)
-    return compile_checked(checked, Path(out), fmt)
+    with trusting(trust):
+        checked = check_spec(Path(path), max_params or DEFAULT_MAX_PARAMS)
+        return compile_checked(checked, Path(out), fmt)
 
 
 def load_model(path: str | os.PathLike[str], compile: bool = True) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -36,3 +37,16 @@ def write(tmp: Path, doc: Any, name: str = "spec.json") -> Path:
     else:
         path.write_text(text)
     return path
+
+
+#: Prepended to a script run in a separate process that must serve a model without fusec importable.
+BLOCK_FUSEC = textwrap.dedent(
+    """
+    import sys
+    class _Block:
+        def find_spec(self, name, path=None, target=None):
+            if name == "fusec" or name.startswith("fusec."):
+                raise ImportError("fusec must not be imported here")
+    sys.meta_path.insert(0, _Block())
+    """
+)

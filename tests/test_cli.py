@@ -20,19 +20,9 @@ from click.testing import CliRunner
 
 from conftest import ROOT, SPECS
 from fusec.cli import cli
-from helpers import spec, write
+from helpers import BLOCK_FUSEC, spec, write
 
 ALL_SPECS = sorted(SPECS.glob("*.json"))
-BLOCK_FUSEC = textwrap.dedent(
-    """
-    import sys
-    class _Block:
-        def find_spec(self, name, path=None, target=None):
-            if name == "fusec" or name.startswith("fusec."):
-                raise ImportError("fusec must not be imported here")
-    sys.meta_path.insert(0, _Block())
-    """
-)
 
 
 def run(*args: str) -> Any:

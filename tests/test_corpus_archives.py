@@ -656,14 +656,14 @@ def _weights_variable_gap(tmp: Path) -> Case:
 
 
 def _mask_ops(tmp: Path) -> Case:
-    """Keras's own ops in a saved graph (a padding mask): refused with the reason, not as custom code."""
+    """A Keras op carrying settings Keras never writes for a mask: refused."""
 
     def mutate(config: dict[str, Any]) -> None:
         op = layer("NotEqual", "not_equal", {"name": "not_equal"}, "x", module="keras.src.ops.numpy")
         config["config"]["layers"].insert(1, op)
 
     path = tiny_archive(tmp / "masked.keras", mutate)
-    return model_case("arc_mask_ops", path, "Keras op `NotEqual`")
+    return model_case("arc_mask_ops", path, "which Keras never writes for a mask")
 
 
 GENERATED: list[Callable[[Path], Case]] = [

@@ -59,7 +59,9 @@ def test_defaults_match_keras(keras: Any, name: str) -> None:
     """Declared defaults equal the defaults of the Keras constructor."""
     import inspect
 
-    cls = getattr(keras.layers, name)
+    from fusec.keras.layers import keras_class
+
+    cls = keras_class(LAYERS[name])
     signature = inspect.signature(cls.__init__)
     for param in LAYERS[name].params:
         if param.required or param.name not in signature.parameters:

@@ -53,7 +53,7 @@ MISMATCH = [
         "add",
         [[32], [16]],
         None,
-        "merge `m` (add) needs inputs of one shape. Received: (None, 32) from `in0`, (None, 16) from `in1`",
+        "on axis 1, 32 (`in0`) and 16 (`in1`) differ and neither is 1",
     ),
     ("average", [[4, 3], [4]], None, "merge `m` (average) needs inputs of one shape"),
     ("multiply", [[5], [6]], None, "(multiply) needs inputs of one shape"),

@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "static": 3,
     "keras": 4,
     "data": 5,
+    "importer": 5,
     "train": 6,
     "render": 7,
     "cli": 8,
@@ -41,7 +42,9 @@ CLI_USERS: set[str] = {"__main__", "cli"}
 
 MAX_MODULE_LINES = 450
 MAX_FUNCTION_LINES = 60
-MAX_SCHEMA_LINES = 7000
+#: The committed schema, pretty-printed. Issue 13 took it from 6,561 to about 8,300 lines: initializers,
+#: regularizers and constraints with closed arguments (~750) and configs that may hold block params (~440).
+MAX_SCHEMA_LINES = 9000
 
 
 # --- the module graph ------------------------------------------------------------

@@ -48,6 +48,14 @@ def _doc_text(doc: object) -> str:
     return text.replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _conformance_block() -> str:
+    """The conformance section (tools/conformance.py writes it between markers): kept as it is."""
+    path = DOCS / "gallery.md"
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    start, end = text.find("<!-- conformance:start -->"), text.find("<!-- conformance:end -->")
+    return text[start : end + len("<!-- conformance:end -->")] + "\n" if 0 <= start < end else ""
+
+
 def main() -> int:
     GALLERY.mkdir(parents=True, exist_ok=True)
     sections = [HEADER]
@@ -83,6 +91,9 @@ def main() -> int:
     for old in sorted(GALLERY.glob("*.svg")):
         if old.name not in keep:
             old.unlink()
+    kept = _conformance_block()
+    if kept:
+        sections.append(kept)
     write_atomic(DOCS / "gallery.md", "\n".join(sections).encode("utf-8"))
     drawn = len(specs) - len(failures)
     print(f"gallery: {drawn} of {len(specs)} specs drawn into {GALLERY.relative_to(ROOT)}/")

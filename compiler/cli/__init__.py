@@ -18,6 +18,7 @@ from .check import check
 from .compile import compile_command
 from .export import export_command
 from .fit import fit_command
+from .importer import import_command
 from .render import render_command
 from .report import internal
 from .schema import schema
@@ -31,7 +32,17 @@ def cli() -> None:
     """Check, compile and draw neural networks written as JSON graph specs."""
 
 
-for _command in (check, summary, compile_command, fit_command, render_command, weights, schema, export_command):
+for _command in (
+    check,
+    summary,
+    compile_command,
+    fit_command,
+    render_command,
+    weights,
+    schema,
+    export_command,
+    import_command,
+):
     cli.add_command(_command)
 
 

@@ -1,7 +1,7 @@
 """The options commands share, declared once.
 
-Every command that checks a spec takes the same five options (``--json``,
-``--max-params``, ``--max-memory``, ``--allow-dir``, ``--strict``);
+Every command that checks a spec takes the same six options (``--json``,
+``--max-params``, ``--max-memory``, ``--allow-dir``, ``--strict``, ``--trust``);
 ``@check_options`` adds them and hands the command one ``CheckOptions``.
 """
 
@@ -43,6 +43,17 @@ def _allowed_dirs(ctx: click.Context, param: click.Parameter, values: tuple[str,
     return tuple(Path(v) for v in values)
 
 
+def _trusted(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    """--trust values: top-level package names (docs/security.md, "Sub-models on trust")."""
+    from ..static.archive.trusted import package_problem
+
+    for value in values:
+        problem = package_problem(value)
+        if problem:
+            raise click.BadParameter(printable(problem))
+    return tuple(dict.fromkeys(values))
+
+
 def spec_paths(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     """Spec path arguments as paths; an empty one is refused (as a path it would name the current folder)."""
     values = value if isinstance(value, tuple) else (value,)
@@ -80,6 +91,15 @@ _CHECK_OPTIONS = (
         help="A folder outside the spec's own that sub-model paths may point into (repeatable).",
     ),
     click.option("--strict", is_flag=True, help="Refuse specs with warnings too (exit 1), as CI gates do."),
+    click.option(
+        "--trust",
+        "trust",
+        multiple=True,
+        metavar="PACKAGE",
+        callback=_trusted,
+        help='Let `model` nodes that say "trust": PACKAGE load classes of that package (its code runs '
+        "when the model loads; docs/security.md). Never by default (repeatable).",
+    ),
 )
 
 
@@ -93,6 +113,7 @@ class CheckOptions:
         max_memory: the memory budget in bytes (None: the default budget).
         allow_dirs: folders outside the spec's own that sub-model paths may point into.
         strict: refuse specs with warnings too.
+        trust: packages whose classes ``model`` nodes marked ``trust`` may load.
     """
 
     as_json: bool = False
@@ -100,12 +121,15 @@ class CheckOptions:
     max_memory: int | None = None
     allow_dirs: tuple[Path, ...] = ()
     strict: bool = False
+    trust: tuple[str, ...] = ()
 
     def check(self, spec: Path) -> Any:
         """``check_spec`` with these options; raises FusecError."""
+        from ..static.archive.trusted import trusting
         from ..static.check import check_spec
 
-        return check_spec(spec, self.max_params, self.allow_dirs, strict=self.strict, max_memory=self.max_memory)
+        with trusting(self.trust):
+            return check_spec(spec, self.max_params, self.allow_dirs, strict=self.strict, max_memory=self.max_memory)
 
     def checked(self, spec: Path) -> Any:
         """The checked spec, or the command ends with the errors reported (exit 1)."""
@@ -113,7 +137,7 @@ class CheckOptions:
 
 
 def check_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Add the five check options; the command receives them as ``opts: CheckOptions``."""
+    """Add the six check options; the command receives them as ``opts: CheckOptions``."""
 
     @functools.wraps(fn)
     def command(
@@ -123,9 +147,10 @@ def check_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         max_memory: int | None,
         allow_dirs: tuple[Path, ...],
         strict: bool,
+        trust: tuple[str, ...],
         **kwargs: Any,
     ) -> Any:
-        opts = CheckOptions(as_json, max_params, max_memory, allow_dirs, strict)
+        opts = CheckOptions(as_json, max_params, max_memory, allow_dirs, strict, trust)
         return fn(*args, opts=opts, **kwargs)
 
     for option in reversed(_CHECK_OPTIONS):

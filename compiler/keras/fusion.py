@@ -185,3 +185,126 @@ class GatedMerge(_Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "softmax": self.softmax, "top_k": self.top_k, "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package="fusec")
+class LayerScale(_Layer):
+    """Per-channel learned scale: ``x * gamma``, gamma of shape (C,) starting at ``init_values``.
+
+    The maths and the one weight of ``keras.src.applications.convnext.LayerScale``
+    (ConvNeXt), whose weights therefore load into it unchanged.
+
+    Args:
+        init_values: the initial value of every gamma.
+        projection_dim: the channels C (None: the input's last axis).
+        **kwargs: Keras layer arguments.
+    """
+
+    def __init__(self, init_values: float = 1e-6, projection_dim: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.init_values = float(init_values)
+        self.projection_dim = None if projection_dim is None else int(projection_dim)
+        self.gamma: Any = None
+
+    def build(self, input_shape: Sequence[int | None]) -> None:
+        channels = self.projection_dim or input_shape[-1]
+        if channels is None:
+            raise ValueError("LayerScale needs a known last dimension")
+        self.gamma = self.add_weight(
+            name="gamma", shape=(int(channels),), initializer=keras.initializers.Constant(self.init_values)
+        )
+
+    def call(self, x: Any) -> Any:
+        return x * self.gamma
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "init_values": self.init_values, "projection_dim": self.projection_dim}
+
+
+@keras.saving.register_keras_serializable(package="fusec")
+class StochasticDepth(_Layer):
+    """Drops each example's whole input with probability ``rate`` while training (stochastic depth).
+
+    Applied to a residual branch before it is added to the shortcut: in
+    training each example's branch is kept with probability ``1 - rate`` and
+    scaled by ``1 / (1 - rate)``, else zeroed; at inference it is the
+    identity. The same as ``Dropout(rate, noise_shape=(None, 1, ..., 1))``.
+
+    Args:
+        rate: the probability of dropping an example's branch, in [0, 1).
+        seed: seed of the drops (None: Keras's global seed).
+        **kwargs: Keras layer arguments.
+    """
+
+    def __init__(self, rate: float, seed: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not 0 <= float(rate) < 1:
+            raise ValueError(f"rate must be in [0, 1). Received: {rate}")
+        self.rate = float(rate)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, x: Any, training: bool = False) -> Any:
+        if not training or self.rate == 0:
+            return x
+        keep = 1.0 - self.rate
+        shape = (ops.shape(x)[0],) + (1,) * (len(x.shape) - 1)
+        draw = keras.random.uniform(shape, seed=self.seed_generator, dtype=x.dtype)
+        return x * ops.floor(keep + draw) / keep
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+#: ScalarOp's operations (``vocab/layers/scale.py``), as Keras ops.
+SCALAR_OPS = {
+    "add": ops.add,
+    "subtract": ops.subtract,
+    "multiply": ops.multiply,
+    "divide": ops.divide,
+    "power": ops.power,
+    "maximum": ops.maximum,
+    "minimum": ops.minimum,
+}
+
+
+@keras.saving.register_keras_serializable(package="fusec")
+class ScalarOp(_Layer):
+    """An element-wise operation with a constant: ``x op value`` (or ``value op x`` with ``reverse``).
+
+    What Keras applications write as raw ``x + 3.0`` or ``x * (1 / 6)`` in a
+    functional graph, as a layer. Any numeric input is computed in the
+    layer's float type.
+
+    Args:
+        op: one of ``SCALAR_OPS``.
+        value: the constant.
+        reverse: compute ``value op x``.
+        **kwargs: Keras layer arguments.
+    """
+
+    def __init__(self, op: str, value: float, reverse: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if op not in SCALAR_OPS:
+            raise ValueError(f"op must be one of {sorted(SCALAR_OPS)}. Received: {op!r}")
+        self.op = op
+        self.value = float(value)
+        self.reverse = bool(reverse)
+
+    def call(self, x: Any) -> Any:
+        x = ops.cast(x, self.compute_dtype)
+        c = ops.convert_to_tensor(self.value, dtype=self.compute_dtype)
+        fn = SCALAR_OPS[self.op]
+        return fn(c, x) if self.reverse else fn(x, c)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "op": self.op, "value": self.value, "reverse": self.reverse}

@@ -15,15 +15,32 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ..vocab.initializers import form_args
 from ..vocab.layers import LAYERS
 from ..vocab.losses import objective_args, objective_name, objective_table
 from ..vocab.merges import MERGES, MergeRule
 from ..vocab.rule import Rule
 
 
+def _named(module: str, kind: str) -> Callable[[Any], Any]:
+    """A converter of a named value (``vocab/initializers.py``): a name passes through, an object is built."""
+
+    def convert(value: Any) -> Any:
+        if value is None or isinstance(value, str):
+            return value
+        import keras
+
+        cls, args = form_args(kind, value)
+        return getattr(getattr(keras, module), cls)(**args)
+
+    return convert
+
+
 def _regularizer(value: Any) -> Any:
     if value is None:
         return None
+    if "name" in value:
+        return _named("regularizers", "regularizer")(value)
     import keras
 
     return keras.regularizers.L1L2(l1=float(value.get("l1", 0.0)), l2=float(value.get("l2", 0.0)))
@@ -37,6 +54,8 @@ def _rnn_layer(value: Any) -> Any:
 CONVERTERS: Mapping[str, Callable[[Any], Any]] = {
     "": lambda v: v,
     "regularizer": _regularizer,
+    "initializer": _named("initializers", "initializer"),
+    "constraint": _named("constraints", "constraint"),
     "rnn_layer": _rnn_layer,
 }
 
@@ -47,6 +66,10 @@ def keras_class(rule: Rule) -> Any:
         from . import fusion  # imports Keras: only reached when building
 
         return getattr(fusion, rule.keras)
+    if rule.keras_home == "fusec.keras.text":
+        from . import text  # imports Keras: only reached when building
+
+        return getattr(text, rule.keras)
     import keras
 
     return getattr(getattr(keras, rule.keras_home.removeprefix("keras.")), rule.keras)

@@ -85,7 +85,7 @@ def load_model(path: str | os.PathLike[str], compile: bool = True) -> Any:
             f"`{printable(str(archive))}` is not a .keras archive (not a zip file)",
             "recompile the spec with `fusec compile`",
         )
-    from . import fusion  # noqa: F401  (registers fusec>WeightedMerge and fusec>GatedMerge with Keras)
+    from . import fusion, text  # noqa: F401  (registers fusec's own layers with Keras)
     from .build import deep_recursion
     from .tf import import_keras
 

@@ -59,8 +59,11 @@ def build_and_save(checked: Checked, out: Path, fmt: str = "all") -> object:
     """Build the Keras model and write its artifacts atomically; returns ``Artifacts``."""
     from .build import build_model
     from .save import save_artifacts
+    from .weights import set_weights
 
-    return save_artifacts(build_model(checked, compile=fmt != "savedmodel"), checked, out, fmt)
+    model = build_model(checked, compile=fmt != "savedmodel")
+    set_weights(model, checked)  # the spec's weights file (fusec import), before anything is saved
+    return save_artifacts(model, checked, out, fmt)
 
 
 def compile_checked(checked: Checked, out: Path | None = None, fmt: str = "all") -> object:

@@ -3,6 +3,9 @@
 The static check (``fusec.static.archive``) has already inspected every file
 Keras reads here; a spec sub-model's own check result rides on its
 ``SubModel`` (``sub.checked``), so it is built without being checked again.
+An archive loaded on trust (``"trust": PKG``, ``--trust PKG``) is verified
+once loaded: its layers' classes, input names, parameter count and the
+declared output shapes (``verify_trusted``).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ..static.archive import ModelContext, SubModel, resolve_path
+from ..static.archive.trusted import KIND_PREFIX
+from ..vocab.rule import Shape, fmt_shape
 
 
 def load_submodel(
@@ -41,7 +46,12 @@ def load_submodel(
 
     from . import fusion  # noqa: F401  (registers fusec's own layers, which a compiled archive may hold)
 
-    model = _load_archive(keras, node, sub) if sub.kind == "keras" else _build_spec(keras, node, sub, ctx, build_nested)
+    if sub.kind.startswith(KIND_PREFIX):
+        model = _load_trusted(keras, node, sub)
+    elif sub.kind == "keras":
+        model = _load_archive(keras, node, sub)
+    else:
+        model = _build_spec(keras, node, sub, ctx, build_nested)
     model.name = name  # the sub-model appears in the parent under its node id
     model.trainable = node.get("trainable", True)
     return model
@@ -129,3 +139,76 @@ def _build_spec(
             else:
                 model.load_weights(weights)
     return model
+
+
+class TrustedMismatch(ValueError):
+    """A sub-model loaded on trust is not what its node declares."""
+
+
+def _load_trusted(keras: Any, node: Mapping[str, Any], sub: SubModel) -> Any:
+    """An archive on trust of ``node["trust"]``, in Keras's safe mode, verified against its node."""
+    with _weights_of(node["model"]):
+        model = keras.saving.load_model(sub.path, compile=False, safe_mode=True)
+    verify_trusted(keras, model, node, sub)
+    return model
+
+
+def _classes(model: Any) -> Iterator[type]:
+    """The classes of a model and of every layer it lists, nested models' layers included."""
+    stack = [model]
+    seen: set[int] = set()
+    while stack:
+        layer = stack.pop()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        yield type(layer)
+        stack.extend(getattr(layer, "layers", ()) or ())
+
+
+def verify_trusted(keras: Any, model: Any, node: Mapping[str, Any], sub: SubModel) -> None:
+    """The loaded model must be what the check assumed: classes, input names, parameters, output shapes.
+
+    Raises:
+        TrustedMismatch: naming the node's file and what differs (both values).
+    """
+    raw, package = node["model"], node["trust"]
+    for cls in _classes(model):
+        module = cls.__module__
+        if not (module == "keras" or module.startswith(("keras.", f"{package}.")) or module == package):
+            raise TrustedMismatch(f"`{raw}` loaded a layer of class `{module}.{cls.__name__}`, outside `{package}`")
+    given = model.input if isinstance(model.input, dict) else None
+    if given is not None and set(given) != set(sub.inputs):
+        raise TrustedMismatch(
+            f"`{raw}` takes inputs {', '.join(f'`{n}`' for n in given)}; the node gives "
+            f"{', '.join(f'`{n}`' for n in sub.inputs)}"
+        )
+    if model.count_params() != sub.params:
+        raise TrustedMismatch(
+            f"`{raw}` has {model.count_params():,} parameters once loaded; its weights file stores {sub.params:,}"
+        )
+    got = _output_shapes(keras, model, sub)
+    for name, want in sub.outputs.items():
+        if name not in got:
+            raise TrustedMismatch(f"`{raw}` has no output `{name}`; its outputs: {', '.join(f'`{n}`' for n in got)}")
+        if got[name] != want:
+            raise TrustedMismatch(
+                f"`{raw}` output `{name}` is declared {fmt_shape(want)} in `shapes`, "
+                f"but the loaded model gives {fmt_shape(got[name])}"
+            )
+
+
+def _output_shapes(keras: Any, model: Any, sub: SubModel) -> dict[str, Shape]:
+    """The model's output shapes when called on the node's input shapes (its own input dtypes)."""
+    specs = model.input if isinstance(model.input, dict) else dict(zip(sub.inputs, model.inputs, strict=False))
+    given = {
+        name: keras.Input(batch_shape=tuple(shape), dtype=specs[name].dtype if name in specs else None, name=name)
+        for name, shape in sub.inputs.items()
+    }
+    arg: Any = given if isinstance(model.input, dict) else list(given.values())
+    out = model(arg[0] if isinstance(arg, list) and len(arg) == 1 else arg)
+    if isinstance(out, dict):
+        return {str(k): tuple(v.shape) for k, v in out.items()}
+    outs = list(out) if isinstance(out, (list, tuple)) else [out]
+    names = list(sub.outputs) if len(outs) == 1 and len(sub.outputs) == 1 else list(model.output_names)
+    return {str(n): tuple(t.shape) for n, t in zip(names, outs, strict=False)}

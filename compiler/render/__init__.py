@@ -26,7 +26,9 @@ from typing import Any
 from ..errors import FusecError
 from ..spec.graph import ref_node
 from ..static.check import Checked
+from ..vocab.merges import BROADCASTING, broadcasts
 from .style import (
+    BROADCAST_NOTE,
     CLUSTER,
     FONT,
     FROZEN,
@@ -36,6 +38,7 @@ from .style import (
     SUBMODEL,
     SUBMODEL_FROZEN,
     Look,
+    broadcast_text,
     edge_label,
     esc,
     fmt_dims,
@@ -221,14 +224,16 @@ def _draw_nodes(checked: Checked, scopes: Any, calls: Mapping[str, int], drawing
 
 
 def _draw_edges(checked: Checked, rep: Mapping[str, str], key: str, drawing: _Drawing) -> None:
-    """One edge per reference (once between folded boxes), labelled with its shape."""
+    """One edge per reference (once between folded boxes), labelled with its shape; a broadcast input dashed."""
     seen: set[tuple[str, str, str]] = set()
     for nid in checked.order:
         attrs = checked.graph.nodes[nid]
         mode = attrs["spec"].get("merge") if attrs["kind"] == "merge" else None
         for ref in attrs["refs"]:
             src, dst = rep[ref_node(ref.source)], rep[nid]
-            label = edge_label(ref, _ref_shape(checked, ref.source), mode)
+            shape, out = _ref_shape(checked, ref.source), checked.info[nid].shape
+            wide = mode in BROADCASTING and broadcasts(checked.shapes.of(ref.source), out)
+            label = edge_label(ref, broadcast_text(shape, out) if wide else shape, mode)
             if src == dst or ((src[0] == "b" or dst[0] == "b") and (src, dst, label) in seen):
                 continue
             seen.add((src, dst, label))
@@ -239,6 +244,9 @@ def _draw_edges(checked: Checked, rep: Mapping[str, str], key: str, drawing: _Dr
                 colour = merge_look(mode).border  # a single named input steers the merge: the gate
                 extra = f', penwidth=2, color="{colour}", fontcolor="{colour}"'
                 drawing.notes["4"] = "bold coloured edge: a merge's control input (the gate of a gated merge)"
+            if wide:
+                extra += ", style=dashed"
+                drawing.notes["7"] = BROADCAST_NOTE
             drawing.edges.append(f"{src} -> {dst} [{key}={label}{extra}];")
 
 

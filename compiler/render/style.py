@@ -425,3 +425,12 @@ def edge_label(ref: Ref, shape: str, mode: str | None) -> str:
     elif slot and mode is not None and (mode in ORDERED_MERGES or mode not in MERGES):
         prefix = f"#{int(slot[0]) + 1} "
     return f"<{prefix}{shape}>"
+
+
+#: The legend's note when an element-wise merge broadcasts one of its inputs (``broadcast_text``).
+BROADCAST_NOTE = "dashed edge: broadcast, an input stretched to the merge's shape (its 1s and missing axes repeated)"
+
+
+def broadcast_text(shape: str, result: Sequence[int | None]) -> str:
+    """``broadcast (None, 1, 1, 32) → (None, 7, 7, 32)``: an escaped input shape, stretched to ``result``."""
+    return f"broadcast {shape} → {esc(fmt_dims(result))}"

@@ -16,15 +16,21 @@ into the block definition, not at a name the user never wrote.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import GraphError, NameIndex, PathPart, Problem, did_you_mean, quote_names
-from .ports import MAX_DEPTH, SEP, BlockPorts, port_problem
+from .params import Params, bind, check_definitions, configured
+from .ports import MAX_DEPTH, SEP, BlockPorts, LazyNames, clash, last_copy, port_problem, refusal, unique_problems
 from .refs import BROKEN, flat_refs
 
 MAX_NODES = 20_000  # nodes after expansion: blocks of blocks multiply, so a short spec can ask for billions
+
+
+Path = tuple[PathPart, ...]
+#: Where a section is emitted: (id prefix, the section's JSON path, the chain of instances it sits in).
+Where = tuple[str, Path, tuple[tuple[str, str], ...]]
 
 
 class _TooMany(Exception):
@@ -41,6 +47,7 @@ class Expansion:
         shared_origins: JSON path of the definition of each generated shared layer.
         scopes: for each generated node, the chain of (instance id, block name)
             it sits in, outermost first (for clusters in diagrams).
+        warnings: block parameters declared and never used.
         problems: unknown blocks, block cycles, wrong instance inputs,
             dangling references inside blocks, generated ids that clash. An
             instance that cannot be expanded is left as a ``broken``
@@ -53,6 +60,7 @@ class Expansion:
     shared_origins: dict[str, tuple[PathPart, ...]] = field(default_factory=dict)
     scopes: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
 
 
 class _Expander(BlockPorts):
@@ -83,7 +91,7 @@ class _Expander(BlockPorts):
         env: Mapping[str, str],
         outputs: Mapping[str, dict[str, str]],
         base: tuple[PathPart, ...],
-        valid: _LazyNames,
+        valid: LazyNames,
     ) -> Any:
         def one(ref: str, path: tuple[PathPart, ...]) -> str:
             flat = self.resolve(ref, env, outputs)
@@ -116,43 +124,37 @@ class _Expander(BlockPorts):
         self,
         nodes: Mapping[str, Any],
         env: dict[str, str],
-        prefix: str,
-        base: tuple[PathPart, ...],
-        scope: tuple[tuple[str, str], ...],
+        where: Where,
         shared_as: str | None,
         stack: tuple[str, ...],
+        params: Params | None = None,
     ) -> dict[str, dict[str, str]]:
-        """Emit ``nodes`` (a section) into the flat doc; return each instance's outputs."""
+        """Emit ``nodes`` (a section) into the flat doc; return each instance's outputs.
+
+        ``where`` is (id prefix, the section's path, scope); ``params`` the
+        enclosing instance's parameters (None at the top level).
+        """
+        prefix, base, scope = where
         outputs: dict[str, dict[str, str]] = {}
         # Plain nodes, and instances that cannot expand (they stay one placeholder node).
         local = {nid: f"{prefix}{nid}" for nid, n in nodes.items() if not self.expandable(n)}
         env = {**env, **local}
-        valid = _LazyNames(lambda: (*env, *nodes))
+        valid = LazyNames(lambda: (*env, *nodes))
         # Instances first (in dependency order is not needed: outputs are
         # known from the block definitions alone), then plain nodes.
         for nid, node in nodes.items():
             if self.expandable(node):
-                outputs[nid] = self.instance_ports(node["block"], f"{prefix}{nid}{SEP}")
+                outputs[nid] = self.instance_ports(node["block"], f"{prefix}{last_copy(nid, node)}")
         for nid, node in nodes.items():
             path = (*base, nid)
             if "block" in node:
-                self.instantiate(nid, node, env, outputs, prefix, path, scope, shared_as, stack, valid)
+                self.instantiate(nid, node, env, outputs, (prefix, path, scope), shared_as, stack, valid, params)
                 continue
-            flat = dict(node)
-            flat["inputs"] = self.rewrite_inputs(node["inputs"], env, outputs, (*path, "inputs"), valid)
-            if shared_as is not None and "layer" in node:
-                sid = f"{shared_as}{nid}"
-                if sid in self.user_shared:
-                    self.problems.append(_clash(("shared", sid), sid))
-                elif sid not in self.out.doc["shared"]:
-                    layer = {k: v for k, v in node.items() if k in ("layer", "config", "trainable", "doc")}
-                    self.out.doc["shared"][sid] = layer
-                    self.out.shared_origins[sid] = path
-                flat = {"shared": sid, "inputs": flat["inputs"]}
-                if "doc" in node:
-                    flat["doc"] = node["doc"]
+            inputs = self.rewrite_inputs(node["inputs"], env, outputs, (*path, "inputs"), valid)
+            flat = self.plain_node(nid, node, local[nid], path, shared_as, params)
+            flat["inputs"] = inputs
             if local[nid] in self.out.doc["nodes"]:
-                self.problems.append(_clash(path, local[nid]))
+                self.problems.append(clash(path, local[nid]))
                 continue
             if len(self.out.doc["nodes"]) >= MAX_NODES:
                 raise _TooMany
@@ -161,6 +163,35 @@ class _Expander(BlockPorts):
                 self.out.origins[local[nid]] = path
                 self.out.scopes[local[nid]] = scope
         return outputs
+
+    def plain_node(
+        self,
+        nid: str,
+        node: Mapping[str, Any],
+        flat_id: str,
+        path: Path,
+        shared_as: str | None,
+        params: Params | None,
+    ) -> dict[str, Any]:
+        """One layer, merge, shared call or model node of a section, as the flat doc holds it (inputs aside).
+
+        In a block, its parameters are substituted and the config checked;
+        with shared weights its layer becomes a shared layer.
+        """
+        flat = dict(node)
+        if params is not None and "config" in node:
+            flat, found = configured(node, params, flat_id, path, str(path[1]))
+            self.problems.extend(found)
+        if shared_as is not None and "layer" in flat:
+            sid = f"{shared_as}{nid}"
+            if sid in self.user_shared:
+                self.problems.append(clash(("shared", sid), sid))
+            elif sid not in self.out.doc["shared"]:
+                layer = {k: v for k, v in flat.items() if k in ("layer", "config", "trainable", "doc")}
+                self.out.doc["shared"][sid] = layer
+                self.out.shared_origins[sid] = path
+            flat = {"shared": sid} | ({"doc": node["doc"]} if "doc" in node else {})
+        return flat
 
     def placeholder(self, flat: str, inputs: Any, path: tuple[PathPart, ...], scope: Any) -> None:
         """A ``broken`` node standing for an instance (or one of its ports) that was not expanded."""
@@ -183,52 +214,76 @@ class _Expander(BlockPorts):
             return 1
         total = 0
         for node in block["nodes"].values():
-            total += self.block_size(node["block"], (*stack, name)) if self.expandable(node) else 1
+            total += self.node_size(node, (*stack, name))
             if total > MAX_NODES:
                 break
         self._sizes[name] = min(total, MAX_NODES + 1)
         return self._sizes[name]
 
+    def node_size(self, node: Mapping[str, Any], stack: tuple[str, ...] = ()) -> int:
+        """How many flat nodes ``node`` becomes: 1, or its block's size times its copies."""
+        if not self.expandable(node):
+            return 1
+        copies = node.get("repeat", 1)
+        return self.block_size(node["block"], stack) * (copies if isinstance(copies, int) else 1)
+
+    # long: the refusals, the parameters, then one expansion per copy (`repeat`), each fed by the one before.
     def instantiate(
         self,
         nid: str,
         node: Mapping[str, Any],
         env: Mapping[str, str],
         outputs: Mapping[str, dict[str, str]],
-        prefix: str,
-        path: tuple[PathPart, ...],
-        scope: tuple[tuple[str, str], ...],
+        where: Where,
         shared_as: str | None,
         stack: tuple[str, ...],
-        valid: _LazyNames,
+        valid: LazyNames,
+        outer: Params | None,
     ) -> None:
         """Expand one instance of a block into the flat doc, or a placeholder where it cannot be."""
+        prefix, path, scope = where
         name = node["block"]
         block: Any = self.blocks.get(name)  # None when unknown: the first refusal
-        refusal = _refusal(self, name, block, path, stack)
-        given = self.bound_inputs(name, block, node["inputs"], path) if refusal is None else None
-        if given is None:
-            self.problems.extend(refusal or [])
-            self.give_up(nid, node, env, outputs, (prefix, path, scope), valid)
+        refused = refusal(self, name, block, path, stack)
+        if refused is None:
+            refused = self.repeat_refusal(name, block, node, path)
+        given = self.bound_inputs(name, block, node["inputs"], path) if refused is None else None
+        params, found = bind(name, block, node, path, outer) if given is not None else ({}, [])
+        self.problems.extend([*(refused or []), *found])
+        if given is None or any(p.code == "arity" for p in found):  # a missing param: nothing to substitute
+            self.give_up(nid, node, env, outputs, where, valid)
             return
         inner_env: dict[str, str] = {}
         for port, ref in given.items():
             if port in block["inputs"] and isinstance(ref, str):
                 inner_env[port] = self.rewrite_inputs(ref, env, outputs, (*path, "inputs", port), valid)
-        if shared_as is not None:
-            inner_shared: str | None = f"{shared_as}{nid}{SEP}"
-        elif block.get("shared_weights", False):
-            inner_shared = f"{name}{SEP}"
-        else:
-            inner_shared = None
-        inner_scope = (*scope, (f"{prefix}{nid}", name))
-        nodes_path: tuple[PathPart, ...] = ("blocks", name, "nodes")
-        self.emit(
-            block["nodes"], inner_env, f"{prefix}{nid}{SEP}", nodes_path, inner_scope, inner_shared, (*stack, name)
-        )
+        copies = node.get("repeat")
+        for k in range(1, copies + 1) if isinstance(copies, int) else (None,):
+            inst = f"{prefix}{nid}" if k is None else f"{prefix}{nid}{SEP}{k}"
+            if shared_as is not None:
+                inner_shared: str | None = f"{shared_as}{inst[len(prefix) :]}{SEP}"
+            elif block.get("shared_weights", False):
+                inner_shared = f"{name}{SEP}"
+            else:
+                inner_shared = None
+            inner = (f"{inst}{SEP}", ("blocks", name, "nodes"), (*scope, (inst, name)))
+            self.emit(block["nodes"], inner_env, inner, inner_shared, (*stack, name), params)
+            if k is not None:  # the next copy reads this one's output
+                (last,) = self.instance_ports(name, f"{inst}{SEP}").values()
+                inner_env = {next(iter(block["inputs"])): last}
         self.check_outputs(name, block)
         for port in outputs.get(nid, {}).values():  # a port naming no node (said once, above): a stand-in
             self.placeholder(port.partition(".")[0], [], path, scope)
+
+    def repeat_refusal(self, name: str, block: Any, node: Mapping[str, Any], path: Path) -> list[Problem] | None:
+        """``repeat`` chains copies, so the block must take one input and give one output."""
+        if "repeat" not in node or (len(block["inputs"]) == 1 and len(block["outputs"]) == 1):
+            return None
+        message = (
+            f"`repeat` chains copies of block `{name}`, each fed by the one before, so it needs one input and "
+            f"one output; `{name}` has {len(block['inputs'])} inputs and {len(block['outputs'])} outputs"
+        )
+        return [Problem((*path, "repeat"), message, "remove `repeat` and write the instances out", "arity")]
 
     def give_up(
         self,
@@ -237,7 +292,7 @@ class _Expander(BlockPorts):
         env: Mapping[str, str],
         outputs: Mapping[str, dict[str, str]],
         where: tuple[str, tuple[PathPart, ...], tuple[tuple[str, str], ...]],
-        valid: _LazyNames,
+        valid: LazyNames,
     ) -> None:
         """Stand-ins for an instance that is not expanded, and for its ports, fed by what it was given.
 
@@ -305,64 +360,6 @@ class _Expander(BlockPorts):
                 )
 
 
-Path = tuple[PathPart, ...]
-Refusal = Callable[[_Expander, str, Any, Path, tuple[str, ...]], "list[Problem] | None"]
-
-
-def _unknown_block(
-    ex: _Expander, name: str, block: Any, path: tuple[PathPart, ...], stack: Any
-) -> list[Problem] | None:
-    if block is not None:
-        return None
-    near = ex.block_names.near(name)
-    hint = f"did you mean `{near[0]}`?" if near else f"defined blocks: {quote_names(ex.block_names.names)}"
-    return [Problem((*path, "block"), f"no block named `{name}`", hint, "reference")]
-
-
-def _broken_block(ex: _Expander, name: str, block: Any, path: Any, stack: Any) -> list[Problem] | None:
-    return [] if BROKEN in block else None  # its definition's schema problems are reported already
-
-
-def _block_cycle(ex: _Expander, name: str, block: Any, path: Path, stack: Any) -> list[Problem] | None:
-    if name not in stack:
-        return None
-    chain = " -> ".join((*stack[stack.index(name) :], name))
-    return [Problem((*path, "block"), f"block cycle: {chain}", "a block cannot contain itself", "cycle")]
-
-
-def _too_deep(ex: _Expander, name: str, block: Any, path: Path, stack: Any) -> list[Problem] | None:
-    if len(stack) < MAX_DEPTH:
-        return None
-    return [Problem(path, f"blocks nest deeper than {MAX_DEPTH} levels", "", "depth")]
-
-
-#: Why an instance is not expanded, asked in order: each gives None (no objection) or the problems to report.
-_REFUSALS: tuple[Refusal, ...] = (_unknown_block, _broken_block, _block_cycle, _too_deep)
-
-
-def _refusal(ex: _Expander, name: str, block: Any, path: Path, stack: tuple[str, ...]) -> list[Problem] | None:
-    """The first refusal's problems (perhaps none), or None when the instance can be expanded."""
-    for refusal in _REFUSALS:
-        found = refusal(ex, name, block, path, stack)
-        if found is not None:
-            return found
-    return None
-
-
-class _LazyNames:
-    """The names in scope, indexed for suggestions only when a reference is wrong."""
-
-    def __init__(self, names: Callable[[], Iterable[str]]) -> None:
-        self._names = names
-        self._index: NameIndex | None = None
-
-    @property
-    def index(self) -> NameIndex:
-        if self._index is None:
-            self._index = NameIndex(self._names())
-        return self._index
-
-
 # long: expansion, then the checks only the top level needs (clashes, outputs naming instances).
 def expand_blocks(doc: Mapping[str, Any], file: str | None = None) -> Expansion:
     """Expand every block instance of a schema-valid spec into plain nodes.
@@ -386,10 +383,10 @@ def expand_blocks(doc: Mapping[str, Any], file: str | None = None) -> Expansion:
     try:
         planned = 0
         for node in doc["nodes"].values():
-            planned += ex.block_size(node["block"]) if ex.expandable(node) else 1
+            planned += ex.node_size(node)
             if planned > MAX_NODES:
                 raise _TooMany
-        ex.emit(doc["nodes"], env, "", ("nodes",), (), None, ())
+        ex.emit(doc["nodes"], env, ("", ("nodes",), ()), None, ())
     except _TooMany:
         raise GraphError.single(
             ("nodes",),
@@ -410,7 +407,7 @@ def expand_blocks(doc: Mapping[str, Any], file: str | None = None) -> Expansion:
                 )
             )
     # Outputs may name a block instance (or `instance.port`).
-    outputs = {nid: ex.instance_ports(n["block"], f"{nid}{SEP}") for nid, n in doc["nodes"].items() if "block" in n}
+    outputs = {nid: ex.instance_ports(n["block"], last_copy(nid, n)) for nid, n in doc["nodes"].items() if "block" in n}
     scope = {n: n for n in top}
     for name, out in list(ex.out.doc["outputs"].items()):
         src = out.get("from")
@@ -424,25 +421,6 @@ def expand_blocks(doc: Mapping[str, Any], file: str | None = None) -> Expansion:
         if outputs.get(inst):  # an expanded instance, asked for a port it does not have
             ex.problems.append(port_problem(("outputs", name, "from"), inst, port, ex.ports_index(outputs[inst])))
             del ex.out.doc["outputs"][name]  # reported here; the graph stage would only say "no node"
-    ex.out.problems = _unique_problems(ex.problems)
+    errors, ex.out.warnings = check_definitions(ex.blocks)
+    ex.out.problems = unique_problems([*errors, *ex.problems])
     return ex.out
-
-
-def _clash(path: tuple[PathPart, ...], flat: str) -> Problem:
-    return Problem(
-        path,
-        f"the id `{flat}` generated for a block instance is already taken",
-        f"rename the instance or the node: generated ids join them with `{SEP}`",
-        "duplicate",
-    )
-
-
-def _unique_problems(problems: list[Problem]) -> list[Problem]:
-    seen: set[tuple[str, str]] = set()
-    out = []
-    for p in problems:
-        key = (p.jsonpath, p.message)
-        if key not in seen:
-            seen.add(key)
-            out.append(p)
-    return out

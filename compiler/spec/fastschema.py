@@ -259,6 +259,13 @@ def _additional_properties(c: SchemaCompiler, value: Any, schema: Mapping[str, A
     return lambda v: not isinstance(v, dict) or all(extra(x) for k, x in v.items() if k not in known)
 
 
+def _contains(c: SchemaCompiler, value: Any, schema: Mapping[str, Any]) -> Check:
+    if "minContains" in schema or "maxContains" in schema:
+        raise NotImplementedError("minContains/maxContains")
+    item = c.compile(value)
+    return lambda v: not isinstance(v, list) or any(item(x) for x in v)
+
+
 def _property_names(c: SchemaCompiler, value: Any, _s: Mapping[str, Any]) -> Check:
     name = c.compile(value)
     return lambda v: not isinstance(v, dict) or all(name(k) for k in v)
@@ -301,6 +308,7 @@ _KEYWORDS: dict[str, Keyword] = {
     "maxItems": _size(list, operator.le),
     "uniqueItems": _unique_items,
     "items": _items,
+    "contains": _contains,
     "minProperties": _size(dict, operator.ge),
     "maxProperties": _size(dict, operator.le),
     "required": lambda _c, value, _s: lambda v: not isinstance(v, dict) or all(k in v for k in value),

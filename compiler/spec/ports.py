@@ -7,7 +7,7 @@ could have meant.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ..errors import NameIndex, PathPart, Problem, quote_names
@@ -15,6 +15,12 @@ from .refs import BROKEN
 
 SEP = "__"
 MAX_DEPTH = 16
+
+
+def last_copy(nid: str, node: Mapping[str, Any]) -> str:
+    """The id prefix of the nodes of instance ``nid``: ``nid__``, or with ``repeat: n`` its last copy's ``nid__n__``."""
+    copies = node.get("repeat")
+    return f"{nid}{SEP}{copies}{SEP}" if isinstance(copies, int) else f"{nid}{SEP}"
 
 
 class BlockPorts:
@@ -66,7 +72,7 @@ class BlockPorts:
                     target = subports.get(sub)
                 elif len(subports) == 1:
                     target = next(iter(subports.values()))
-                target = f"{inner}{SEP}{target}" if target is not None else None
+                target = f"{last_copy(inner, node)}{target}" if target is not None else None
             elif sub and node is not None and "block" not in node:
                 target = f"{inner}.{sub}"
             ports[port] = target or inner
@@ -138,3 +144,79 @@ def port_problem(path: tuple[PathPart, ...], inst: str, port: str, ports: NameIn
         f"did you mean `{inst}.{near[0]}`?" if near else f"its outputs: {quote_names(ports.names)}",
         "reference",
     )
+
+
+Path = tuple[PathPart, ...]
+Refusal = Callable[[Any, str, Any, Path, tuple[str, ...]], "list[Problem] | None"]
+
+
+def _unknown_block(ex: Any, name: str, block: Any, path: tuple[PathPart, ...], stack: Any) -> list[Problem] | None:
+    if block is not None:
+        return None
+    near = ex.block_names.near(name)
+    hint = f"did you mean `{near[0]}`?" if near else f"defined blocks: {quote_names(ex.block_names.names)}"
+    return [Problem((*path, "block"), f"no block named `{name}`", hint, "reference")]
+
+
+def _broken_block(ex: Any, name: str, block: Any, path: Any, stack: Any) -> list[Problem] | None:
+    return [] if BROKEN in block else None  # its definition's schema problems are reported already
+
+
+def _block_cycle(ex: Any, name: str, block: Any, path: Path, stack: Any) -> list[Problem] | None:
+    if name not in stack:
+        return None
+    chain = " -> ".join((*stack[stack.index(name) :], name))
+    return [Problem((*path, "block"), f"block cycle: {chain}", "a block cannot contain itself", "cycle")]
+
+
+def _too_deep(ex: Any, name: str, block: Any, path: Path, stack: Any) -> list[Problem] | None:
+    if len(stack) < MAX_DEPTH:
+        return None
+    return [Problem(path, f"blocks nest deeper than {MAX_DEPTH} levels", "", "depth")]
+
+
+#: Why an instance is not expanded, asked in order: each gives None (no objection) or the problems to report.
+_REFUSALS: tuple[Refusal, ...] = (_unknown_block, _broken_block, _block_cycle, _too_deep)
+
+
+def refusal(ex: Any, name: str, block: Any, path: Path, stack: tuple[str, ...]) -> list[Problem] | None:
+    """The first refusal's problems (perhaps none), or None when the instance can be expanded."""
+    for refusal in _REFUSALS:
+        found = refusal(ex, name, block, path, stack)
+        if found is not None:
+            return found
+    return None
+
+
+class LazyNames:
+    """The names in scope, indexed for suggestions only when a reference is wrong."""
+
+    def __init__(self, names: Callable[[], Iterable[str]]) -> None:
+        self._names = names
+        self._index: NameIndex | None = None
+
+    @property
+    def index(self) -> NameIndex:
+        if self._index is None:
+            self._index = NameIndex(self._names())
+        return self._index
+
+
+def clash(path: tuple[PathPart, ...], flat: str) -> Problem:
+    return Problem(
+        path,
+        f"the id `{flat}` generated for a block instance is already taken",
+        f"rename the instance or the node: generated ids join them with `{SEP}`",
+        "duplicate",
+    )
+
+
+def unique_problems(problems: list[Problem]) -> list[Problem]:
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for p in problems:
+        key = (p.jsonpath, p.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out

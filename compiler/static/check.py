@@ -23,6 +23,7 @@ from ..spec.load import Spec, load_spec
 from ..spec.schema import REF_PATTERN, derive_name, ecma_regex, input_case_problems, schema_problems
 from ..vocab.losses import output_problems
 from .archive import ModelContext, SubModel
+from .archive.trusted import trusting
 from .budget import DEFAULT_MAX_PARAMS
 from .shapes import NodeInfo, Shapes, Totals, infer_shapes, total_params
 from .training import training_problems
@@ -115,6 +116,7 @@ def check_spec(
     _stack: tuple[Path, ...] = (),
     strict: bool = False,
     max_memory: int | None = None,
+    trust: Sequence[str] = (),
 ) -> Checked:
     """Run every static check on a spec file.
 
@@ -127,6 +129,8 @@ def check_spec(
             probably not train or serve as meant).
         max_memory: refuse models whose compile is estimated to need more
             memory than this many bytes (None: the default budget, budget.py).
+        trust: packages whose classes `model` nodes naming them (``"trust"``)
+            may load, as the CLI's ``--trust`` (none by default).
 
     Returns:
         The checked spec, with its warnings.
@@ -137,6 +141,9 @@ def check_spec(
 
     Example: ``check_spec("specs/image_tag.json").totals.params`` is 70,529.
     """
+    if trust:
+        with trusting(tuple(trust)):
+            return check_spec(path, max_params, allowed, _stack, strict, max_memory)
     with suggestion_budget():
         return _check_spec(path, max_params, allowed, _stack, strict, max_memory)
 
@@ -173,8 +180,16 @@ def _check_spec(
     shapes = Shapes()
     acyclic = _acyclic(graph)
     run.shapes(acyclic, max_params, models, shapes, str(flat.doc.get("training", {}).get("optimizer", "adam")))
+    if "weights" in spec.doc and not run.problems:  # the spec's weights file (fusec import): headers only
+        from .weightsfile import weights_problems
+
+        run.reach(ShapeError)
+        run.problems += weights_problems(spec.doc["weights"], spec.path.parent, shapes.info, folders)[0]
     # What would not train or serve, for every node that got a shape: reported with the rest.
-    warnings = training_problems(acyclic, shapes, topo_order(acyclic), flat.doc["outputs"], output_problems)
+    warnings = [
+        *flat.warnings,
+        *training_problems(acyclic, shapes, topo_order(acyclic), flat.doc["outputs"], output_problems),
+    ]
     run.finish([replace(p, severity="error") for p in warnings] if strict else warnings)
     order = topo_order(graph)
     return Checked(

@@ -21,8 +21,8 @@ import networkx as nx
 from ..errors import PathPart, Problem, RuleError, ShapeError
 from ..spec.graph import BROKEN, Ref, topo_order
 from ..vocab.layers import LAYERS
-from ..vocab.merges import MERGES, SlotError
-from ..vocab.rule import MAX_ELEMENTS, LayerRule, Out, Shape, fmt_shape, prod
+from ..vocab.merges import MERGES, BroadcastError, SlotError
+from ..vocab.rule import MAX_ELEMENTS, Dim, LayerRule, Out, Shape, fmt_shape, prod
 from .archive import ModelContext, SubModel, infer_model_node
 from .binding import layer_inputs, merge_inputs, port_index
 from .budget import DEFAULT_MAX_PARAMS, memory_problems
@@ -112,20 +112,25 @@ def _weight_dims(rule: LayerRule, in_shape: Any, config: Mapping[str, Any], para
     """
     shapes = in_shape if isinstance(in_shape, dict) else {"": in_shape}
 
-    def infer(slot: str, shape: Shape) -> Out | None:
-        changed = {**shapes, slot: shape}
+    def infer(changed: Mapping[str, Shape]) -> Out | None:
         try:
-            return rule.infer(changed if isinstance(in_shape, dict) else changed[""], config)
+            return rule.infer(dict(changed) if isinstance(in_shape, dict) else changed[""], config)
         except RuleError:
             return None
+
+    def at(slots: Sequence[str], axis: int, size: Dim) -> Mapping[str, Shape]:
+        return {**shapes, **{s: (*shapes[s][:axis], size, *shapes[s][axis + 1 :]) for s in slots}}
 
     found: list[Any] = [tuple((slot, len(shape)) for slot, shape in shapes.items())]
     for slot, shape in shapes.items():
         for axis, size in enumerate(shape):
             if axis == 0 or size is None:
                 continue
-            bigger = infer(slot, (*shape[:axis], size + 1, *shape[axis + 1 :]))
-            unknown = infer(slot, (*shape[:axis], None, *shape[axis + 1 :]))
+            bigger = infer(at([slot], axis, size + 1))
+            unknown = infer(at([slot], axis, None))
+            if unknown is None:  # slots that must agree on this axis (attention's key and value) move together
+                tied = [s for s, other in shapes.items() if len(other) > axis and other[axis] == size]
+                unknown = infer(at(tied, axis, None)) if len(tied) > 1 else None
             if (bigger is not None and bigger.params != params) or unknown is None:
                 found.append((slot, size))
     return tuple(found)
@@ -247,6 +252,8 @@ class _ShapeWalk:
             found = self.HANDLERS[kind](self, nid, attrs["spec"], refs)
         except RuleError as exc:
             self.problems.append(self._rule_problem(exc, nid, attrs))
+            if isinstance(exc, BroadcastError):  # checked on with a likely shape: every bad merge is reported
+                self.shapes.info[nid] = NodeInfo(kind, attrs["spec"]["merge"], exc.fallback)
             return
         if found is None:
             return

@@ -42,6 +42,7 @@ MASKING: Mapping[str, str] = {
     "SpatialDropout2D": "keep",
     "Attention": "keep",
     "MultiHeadAttention": "keep",
+    "PositionEmbedding": "keep",
     "GlobalAveragePooling1D": "use",
     "LSTM": "rnn",
     "GRU": "rnn",
@@ -108,6 +109,11 @@ def _dtype_problem(g: nx.DiGraph, nid: str, sources: list[str], dtypes: Mapping[
     )
 
 
+def _merge_drops_partial_masks(attrs: Mapping[str, Any]) -> bool:
+    """Whether a node is an element-wise Keras merge: its output mask is None unless every input has one."""
+    return attrs["kind"] == "merge" and attrs["spec"]["merge"] in MASKED_MERGES - {"concat"}
+
+
 def _mask_origin(g: nx.DiGraph, nid: str, carried: str | None) -> str | None:
     """The Embedding whose padding mask rides on ``nid``'s output (None: no mask), given the one that reached it."""
     attrs = g.nodes[nid]
@@ -160,6 +166,10 @@ def training_problems(
         if wrong_type is not None:
             problems.append(wrong_type)
         carried = next((m for m in (masks.get(s) for s in sources) if m), None)
+        if carried is not None and _merge_drops_partial_masks(attrs) and not all(masks.get(s) for s in sources):
+            # Keras's element-wise merges keep a mask only when every input has one (concat fills the rest)
+            problems.append(_mask_dropped(g, nid, f"merge {attrs['spec']['merge']} (an input without a mask)", carried))
+            carried = None
         if carried is not None and attrs["kind"] in ("layer", "shared") and layer not in MASKING:
             problems.append(_mask_dropped(g, nid, layer or "", carried))
         if carried is not None and attrs["kind"] == "merge" and attrs["spec"]["merge"] not in MASKED_MERGES:

@@ -19,6 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import RuleError
+from .broadcast import BROADCASTING as BROADCASTING
+from .broadcast import BroadcastError as BroadcastError
+from .broadcast import broadcast as broadcast
+from .broadcast import broadcasts as broadcasts
+from .broadcast import received as _received
 from .rule import MAX_DIM, Dim, MergeLook, Out, Param, Rule, Shape, fmt_shape, p_bool, p_enum, p_int
 
 Sources = Sequence[tuple[str, Shape]]  # (node id, shape) per input, in order
@@ -78,10 +83,6 @@ class MergeRule(Rule):
         return out
 
 
-def _received(sources: Sources) -> str:
-    return ", ".join(f"{fmt_shape(s)} from `{src}`" for src, s in sources)
-
-
 def _unify(a: Dim, b: Dim) -> tuple[bool, Dim]:
     """(compatible, common value) of two dims.
 
@@ -120,6 +121,10 @@ def _same_shape(mode: str) -> Callable[[Sources, Mapping[str, Any]], Out]:
         return Out(shape)
 
     return infer
+
+
+def _broadcasting(sources: Sources, c: Mapping[str, Any]) -> Out:
+    return Out(broadcast(sources))
 
 
 def _concat(sources: Sources, c: Mapping[str, Any]) -> Out:
@@ -236,39 +241,41 @@ _AXES_SCHEMA = {
     ]
 }
 
-#: Element-wise merges of inputs of one shape: name -> (Keras class, doc, look).
+#: Element-wise merges (broadcasting, see ``broadcast``): name -> (Keras class, doc, look).
 _ELEMENTWISE = {
     "add": (
         "Add",
-        "Element-wise sum of inputs of one shape (residual connections).",
+        "Element-wise sum (residual connections); inputs broadcast by Keras's rule.",
         MergeLook("octagon", "#c6dbef", "#2171b5", "⊕"),
     ),
     "multiply": (
         "Multiply",
-        "Element-wise product of inputs of one shape (gating by hand).",
+        "Element-wise product (gating by hand, squeeze-and-excitation); inputs broadcast by Keras's rule.",
         MergeLook("doubleoctagon", "#fcbba1", "#cb181d", "⊗"),
     ),
     "average": (
         "Average",
-        "Element-wise mean of inputs of one shape (plain late fusion).",
+        "Element-wise mean (plain late fusion); inputs broadcast by Keras's rule.",
         MergeLook("septagon", "#d4b9da", "#7a0177", "μ"),
     ),
     "maximum": (
         "Maximum",
-        "Element-wise maximum of inputs of one shape.",
+        "Element-wise maximum; inputs broadcast by Keras's rule.",
         MergeLook("house", "#fee391", "#cc4c02", "▲", margin="0.1,0.12"),
     ),
     "minimum": (
         "Minimum",
-        "Element-wise minimum of inputs of one shape.",
+        "Element-wise minimum; inputs broadcast by Keras's rule.",
         MergeLook("invhouse", "#bfd3e6", "#4d6a8a", "▼", margin="0.1,0.12"),
     ),
 }
 
-_SAME_EXAMPLES: tuple[tuple[tuple[tuple[Dim, ...], ...], dict[str, Any]], ...] = (
+_BROADCAST_EXAMPLES: tuple[tuple[tuple[tuple[Dim, ...], ...], dict[str, Any]], ...] = (
     (((8,), (8,)), {}),
     (((3, 4), (3, 4), (3, 4)), {}),
     (((None, 5), (7, 5)), {}),
+    (((4, 4, 3), (1, 1, 3)), {}),  # squeeze-and-excitation: a per-channel scale
+    (((5, 3), (3,), (1, 1)), {}),
 )
 
 #: Every merge a spec may name. One entry is all a new merge needs: its shape rule, params,
@@ -299,18 +306,20 @@ MERGES: Mapping[str, MergeRule] = {
             look=MergeLook("invtrapezium", "#fdd0a2", "#d94801", "‖"),
         ),
         *(
-            MergeRule(name, doc, (), _same_shape(name), _SAME_EXAMPLES, keras=keras, look=look)
+            MergeRule(name, doc, (), _broadcasting, _BROADCAST_EXAMPLES, keras=keras, look=look)
             for name, (keras, doc, look) in _ELEMENTWISE.items()
         ),
         MergeRule(
             "subtract",
-            "First input minus the second (distance heads, residuals).",
+            "First input minus the second (distance heads, residuals); inputs broadcast by Keras's rule.",
             (),
-            _same_shape("subtract"),
+            _broadcasting,
             (
                 (((8,), (8,)), {}),
                 (((3, 4), (3, 4)), {}),
                 (((None, 2), (6, 2)), {}),
+                (((4, 4, 3), (1, 1, 3)), {}),
+                (((3,), (5, 3)), {}),
             ),
             keras="Subtract",
             arity=(2, 2),

@@ -18,6 +18,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from ..errors import RuleError
+from .initializers import INITIALIZER_FORMS, constraint_schema, initializer_schema, regularizer_schema
 
 Dim = int | None
 Shape = tuple[Dim, ...]
@@ -96,7 +97,7 @@ INTEGER_DTYPES = frozenset({"int32", "int64", "uint8"})
 #: Where a rule's Keras class lives (``Rule.keras_home``): Keras's own modules, or fusec's
 #: layers (``fusec.keras.fusion``) for what Keras has no layer for. ``fusec.keras.layers``
 #: resolves the name; the vocabulary never imports Keras.
-KERAS_HOMES = ("keras.layers", "keras.losses", "keras.metrics", "fusec.keras.fusion")
+KERAS_HOMES = ("keras.layers", "keras.losses", "keras.metrics", "fusec.keras.fusion", "fusec.keras.text")
 
 
 @dataclass(frozen=True)
@@ -211,16 +212,14 @@ class LayerRule(Rule):
 # --- parameter constructors -------------------------------------------------
 
 ACTIVATIONS = (
-    "linear", "relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "swish",
-    "mish", "sigmoid", "hard_sigmoid", "hard_silu", "tanh", "softmax", "log_softmax",
-    "softplus", "softsign", "exponential",
+    "linear", "relu", "relu6", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "swish",
+    "mish", "sigmoid", "hard_sigmoid", "hard_silu", "hard_swish", "log_sigmoid", "tanh", "hard_tanh",
+    "tanh_shrink", "soft_shrink", "hard_shrink", "softmax", "log_softmax", "sparsemax", "softplus",
+    "sparse_plus", "squareplus", "softsign", "exponential",
 )  # fmt: skip
 
-INITIALIZERS = (
-    "glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform",
-    "lecun_normal", "random_normal", "random_uniform", "truncated_normal",
-    "orthogonal", "zeros", "ones",
-)  # fmt: skip
+#: Initializers by plain name (each also takes arguments in its object form: ``vocab/initializers.py``).
+INITIALIZERS = tuple(n for n in INITIALIZER_FORMS if n not in ("constant", "uniform"))
 
 
 def p_int(name: str, doc: str, default: Any = REQUIRED, minimum: int = 1, maximum: int = MAX_DIM) -> Param:
@@ -263,31 +262,33 @@ def p_activation(default: str | None = None, name: str = "activation") -> Param:
 
 
 #: Weights that are vectors (one value per unit or channel): Keras's orthogonal initializer needs a matrix.
-VECTOR_WEIGHTS = ("bias", "beta", "gamma")
+VECTOR_WEIGHTS = ("bias", "beta", "gamma", "moving_mean", "moving_variance")
 
 
 def p_initializer(name: str, default: str) -> Param:
+    """An initializer by name, or ``{"name": ..., args}`` (a vector weight cannot be orthogonal)."""
     vector = name.removesuffix("_initializer") in VECTOR_WEIGHTS
+    names = [i for i in INITIALIZER_FORMS if not (vector and i == "orthogonal")]
     return Param(
         name,
-        {"type": "string", "enum": [i for i in INITIALIZERS if not (vector and i == "orthogonal")]},
-        f"Initializer for the {name.removesuffix('_initializer').replace('_', ' ')} weights, by name.",
+        initializer_schema(names),
+        f"Initializer for the {name.removesuffix('_initializer').replace('_', ' ')} weights: a name, or "
+        '{"name": ..., arguments} (training only).',
         default,
+        "initializer",
     )
 
 
 def p_regularizer(name: str) -> Param:
-    schema = {
-        "type": "object",
-        "properties": {
-            "l1": {"type": "number", "minimum": 0, "title": "l1", "description": "L1 factor."},
-            "l2": {"type": "number", "minimum": 0, "title": "l2", "description": "L2 factor."},
-        },
-        "additionalProperties": False,
-        "minProperties": 1,
-    }
     what = name.removesuffix("_regularizer").replace("_", " ")
-    return Param(name, schema, f'Weight penalty on the {what}: {{"l1": a, "l2": b}}.', None, "regularizer")
+    doc = f'Weight penalty on the {what}: {{"l1": a, "l2": b}} or {{"name": "l2", "l2": b}} (training only).'
+    return Param(name, regularizer_schema(), doc, None, "regularizer")
+
+
+def p_constraint(name: str) -> Param:
+    what = name.removesuffix("_constraint").replace("_", " ")
+    doc = f'Constraint applied to the {what} after each update: a name or {{"name": "max_norm", ...}}.'
+    return Param(name, constraint_schema(), doc, None, "constraint")
 
 
 def p_ints(name: str, doc: str, n: int, default: Any = REQUIRED, minimum: int = 1) -> Param:
@@ -306,6 +307,8 @@ def dense_weights_params() -> tuple[Param, ...]:
         p_regularizer("kernel_regularizer"),
         p_regularizer("bias_regularizer"),
         p_regularizer("activity_regularizer"),
+        p_constraint("kernel_constraint"),
+        p_constraint("bias_constraint"),
     )
 
 

@@ -21,6 +21,7 @@ from ...vocab.merges import MERGES
 from ...vocab.rule import config_schema
 from .defs import hoist_repeated
 from .names import EXTERNAL_PATTERN, ID_PATTERN, INPUT_ID_PATTERN, REF_PATTERN
+from .params import BLOCK_NODE_NOTE, block_params_schema, instance_params_schema, param_defs, repeat_schema
 
 SCHEMA_ID = "https://fusec.dev/schemas/fusec-1.schema.json"
 
@@ -29,8 +30,8 @@ KIND_KEYS: dict[str, tuple[str, ...]] = {
     "layer": ("layer", "config", "trainable", "inputs", "doc"),
     "merge": ("merge", "config", "inputs", "doc"),
     "shared": ("shared", "inputs", "doc"),
-    "block": ("block", "inputs", "doc"),
-    "model": ("model", "weights", "output", "trainable", "inputs", "doc"),
+    "block": ("block", "params", "repeat", "inputs", "doc"),
+    "model": ("model", "weights", "output", "trust", "shapes", "trainable", "inputs", "doc"),
 }
 
 DTYPES = ("float32", "float16", "bfloat16", "float64", "int32", "int64", "uint8", "bool")
@@ -92,23 +93,28 @@ def _slots_schema(name: str, slots: Mapping[str, str], docs: Mapping[str, str]) 
     }
 
 
-def _layer_configs() -> list[dict[str, Any]]:
+def _param_aware(config: dict[str, Any], in_block: bool) -> dict[str, Any]:
+    """A config schema; a config holding a ``$param`` (in a block's node) is checked after substitution."""
+    return {"if": {"$ref": "#/$defs/with_param"}, "else": config} if in_block else config
+
+
+def _layer_configs(in_block: bool = False) -> list[dict[str, Any]]:
     """One ``if layer then config`` branch per layer; the config itself is the layer's entry in ``$defs``."""
     return [
         {
             "if": {"properties": {"layer": {"const": name}}, "required": ["layer"]},
-            "then": {"properties": {"config": {"$ref": f"#/$defs/{name}"}}}
+            "then": {"properties": {"config": _param_aware({"$ref": f"#/$defs/{name}"}, in_block)}}
             | ({"required": ["config"]} if any(p.required for p in rule.params) else {}),  # Dense needs its units
         }
         for name, rule in LAYERS.items()
     ]
 
 
-def _merge_configs() -> list[dict[str, Any]]:
+def _merge_configs(in_block: bool = False) -> list[dict[str, Any]]:
     """One ``if merge then config (and named inputs)`` branch per merge mode."""
     out = []
     for name, rule in MERGES.items():
-        then: dict[str, Any] = {"properties": {"config": config_schema(rule)}}
+        then: dict[str, Any] = {"properties": {"config": _param_aware(config_schema(rule), in_block)}}
         if rule.slots is not None:
             then["properties"]["inputs"] = _slots_schema(name, rule.slots, rule.slot_docs)
         if any(p.required for p in rule.params):
@@ -119,7 +125,7 @@ def _merge_configs() -> list[dict[str, Any]]:
 
 def _defs() -> dict[str, Any]:
     """The schema's ``$defs``: the node, each layer's config, and the parameter schemas configs share."""
-    defs: dict[str, Any] = {"node": _node_schema()}
+    defs: dict[str, Any] = {"node": _node_schema(), **param_defs()}
     defs.update((name, config_schema(rule)) for name, rule in LAYERS.items())
     hoist_repeated(defs, LAYERS)
     return defs
@@ -134,9 +140,10 @@ def _layer_props() -> dict[str, Any]:
     }
 
 
-def _node_schema() -> dict[str, Any]:
+def _node_props() -> dict[str, Any]:
+    """Every key a node may have (each kind allows some: KIND_KEYS)."""
     path = {"type": "string", "minLength": 1, "maxLength": 4096}
-    props = {
+    return {
         **_layer_props(),
         "merge": _doc({"type": "string", "enum": list(MERGES)}, "merge", "The fusion mode of a merge node."),
         "shared": _doc(
@@ -149,6 +156,8 @@ def _node_schema() -> dict[str, Any]:
             "block",
             "Instantiates the block defined under `blocks` with this id.",
         ),
+        "params": instance_params_schema(),
+        "repeat": repeat_schema(),
         "model": _doc(
             path,
             "model",
@@ -162,20 +171,47 @@ def _node_schema() -> dict[str, Any]:
             "output",
             "Which output of a sub-model with several outputs this node yields.",
         ),
+        "trust": _doc(
+            {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"},
+            "trust",
+            "The package a .keras sub-model's classes come from (e.g. keras_hub): loaded only when the "
+            "command trusts it too (--trust PACKAGE); its code runs when the model loads.",
+        ),
+        "shapes": _doc(
+            {
+                "type": "object",
+                "propertyNames": {"pattern": EXTERNAL_PATTERN},
+                "additionalProperties": {
+                    "type": "array",
+                    "items": {"type": ["integer", "null"], "minimum": 1, "maximum": 1 << 24},
+                    "maxItems": 8,
+                },
+                "minProperties": 1,
+                "maxProperties": 64,
+            },
+            "shapes",
+            "A trusted sub-model's output shapes by output name (batch axis excluded, null for any size): "
+            "fusec cannot compute them; compile verifies them against the loaded model.",
+        ),
         "inputs": _inputs_schema(),
     }
+
+
+def _node_schema() -> dict[str, Any]:
+    props = _node_props()
     every = set(props)
     return {
         "type": "object",
         "title": "node",
-        "description": "One step of the graph: a layer, a merge, a shared-layer call, a block or a sub-model.",
+        "description": "One step of the graph: a layer, a merge, a shared-layer call, a block or a sub-model."
+        + BLOCK_NODE_NOTE,
         "properties": props,
         "additionalProperties": False,
         "required": ["inputs"],
         "oneOf": [{"required": [kind]} for kind in KIND_KEYS],
         "allOf": [
-            *_layer_configs(),
-            *_merge_configs(),
+            *_layer_configs(in_block=True),
+            *_merge_configs(in_block=True),
             *(
                 {
                     "if": {"required": [kind]},
@@ -200,6 +236,7 @@ def _block_schema() -> dict[str, Any]:
                 "Names of the block's inputs; its nodes use them as ids.",
             ),
             "nodes": _section({"$ref": "#/$defs/node"}, "nodes", "The block's nodes by id.", 1),
+            "params": block_params_schema(),
             "outputs": _doc(
                 {
                     "type": "object",
@@ -377,11 +414,20 @@ def generate_schema() -> dict[str, Any]:
                 "seed",
                 "Seed for weight initialisation: the same spec and seed give identical weights.",
             ),
+            "weights": _doc(
+                {"type": "string", "minLength": 1, "maxLength": 4096},
+                "weights",
+                "A weights file (.npz, as `fusec import` writes) beside the spec or below its folder: "
+                "arrays keyed by node or shared-layer id, loaded at compile as data (never code).",
+            ),
             "inputs": _section(_input_schema(), "inputs", "Model inputs by id.", 1, INPUT_ID_PATTERN),
             "shared": _section(_shared_schema(), "shared", "Layers called by several nodes, by id."),
             "blocks": _section(_block_schema(), "blocks", "Reusable sub-graphs by id."),
             "nodes": _section(
-                {"$ref": "#/$defs/node"}, "nodes", "The graph's nodes by id; file order does not matter.", 1
+                {"$ref": "#/$defs/node", "properties": {"config": {"not": {"$ref": "#/$defs/with_param"}}}},
+                "nodes",
+                "The graph's nodes by id; file order does not matter.",
+                1,
             ),
             "outputs": _section(_output_schema(), "outputs", "Model outputs by name.", 1),
             "training": _training_schema(),

@@ -197,6 +197,18 @@ def _additional_properties(err: Any, path: tuple[Any, ...], doc: Any) -> list[Pr
 def _required(err: Any, path: tuple[Any, ...], doc: Any) -> list[Problem]:
     """One problem per missing key."""
     missing = [k for k in err.validator_value if k not in err.instance]
+    cls = err.instance.get("class_name") if isinstance(err.instance, dict) else None
+    if missing == ["name"] and isinstance(cls, str) and path and isinstance(path[-1], str):
+        # Keras's serialized form ({"class_name": "HeNormal", "config": {...}}): fusec takes the snake-case name.
+        field, name = path[-1], _snake(cls)
+        return [
+            Problem(
+                path,
+                f"`{field}` is written as a Keras object (`class_name` {_show(cls)}); fusec writes it by name",
+                f'write "{field}": "{name}", or {{"name": "{name}", ...its arguments}}',
+                "schema",
+            )
+        ]
     return [Problem(path, f"{_owner(doc, path)} is missing the required key `{k}`", "", "schema") for k in missing]
 
 
@@ -228,6 +240,9 @@ def _not(err: Any, path: tuple[Any, ...], doc: Any) -> list[Problem]:
     """A key that this kind of node may not set."""
     if not path:
         return _plain(err, path)
+    if err.validator_value == {"$ref": "#/$defs/with_param"}:
+        message = 'a {"$param": NAME} has a value only in the config of a block\'s node'
+        return [Problem(path, message, "write the value itself, or move the node into a block", "schema")]
     node = _get(doc, path[:-1])
     kind = next((k for k in KIND_KEYS if isinstance(node, dict) and k in node), "node")
     key = str(path[-1])

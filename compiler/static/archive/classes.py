@@ -18,11 +18,29 @@ from ...errors import RuleError
 from ...vocab.layers import LAYERS, REFUSED
 from ...vocab.merges import MERGES
 from .base import MAX_CONFIG_VALUES
+from .masks import MASK_OPS
 
 KERAS_MERGES = {rule.keras: name for name, rule in MERGES.items()}
 #: Keras layers fusec writes itself besides the vocabulary: ``Identity`` names a model output (build.py).
 PASS_THROUGH = frozenset({"Identity"})
-_LAYER_CLASSES = frozenset({*LAYERS, *KERAS_MERGES, *PASS_THROUGH, "InputLayer"})
+#: Keras ops a functional graph may hold (``x + 3``, ``x * y``): class -> fusec's name for the operation.
+KERAS_OPS = {
+    "Add": "add", "Subtract": "subtract", "Multiply": "multiply", "Divide": "divide", "TrueDivide": "divide",
+    "Power": "power", "Maximum": "maximum", "Minimum": "minimum",
+}  # fmt: skip
+OPS_MODULE = "keras.src.ops.numpy"
+#: Layers of keras.applications that are not in keras.layers: module -> classes.
+APPLICATION_LAYERS = {
+    "keras.src.applications.convnext": frozenset({"LayerScale"}),
+    "keras.src.applications.inception_resnet_v2": frozenset({"CustomScaleLayer"}),
+}
+_KERAS_LAYERS = frozenset(r.keras for r in (*LAYERS.values(), *MERGES.values()) if r.keras_home == "keras.layers")
+_LAYER_CLASSES = frozenset({*_KERAS_LAYERS, *PASS_THROUGH, "InputLayer"})
+#: fusec's own Keras layers outside keras.layers, by the module they live in (``fusec.keras.fusion``...).
+_OWN_HOMES: dict[str, frozenset[str]] = {
+    home: frozenset(r.keras for r in (*LAYERS.values(), *MERGES.values()) if r.keras_home == home)
+    for home in {r.keras_home for r in (*LAYERS.values(), *MERGES.values())} - {"keras.layers"}
+}
 MODEL_CLASSES = frozenset({"Functional", "Sequential", "Model"})
 POLICIES = frozenset({"DTypePolicy", "FloatDTypePolicy"})
 _INITIALIZERS = frozenset(
@@ -42,8 +60,8 @@ _SCHEDULES = frozenset(
      "CosineDecayRestarts"}
 )  # fmt: skip
 
-#: fusec's own Keras layers (the merges Keras has no layer for), from the merge rules.
-_FUSEC_LAYERS = frozenset(r.keras for r in MERGES.values() if r.keras_home == "fusec.keras.fusion")
+#: fusec's own Keras layers (the merges and layers Keras has none for), from the rules.
+_FUSEC_LAYERS = _OWN_HOMES.get("fusec.keras.fusion", frozenset())
 
 
 @lru_cache(maxsize=1)
@@ -67,7 +85,10 @@ def allowed_classes() -> dict[str, frozenset[str]]:
         "keras.optimizers.schedules": _SCHEDULES,
         "keras.losses": losses,
         "keras.metrics": metrics,
-        "fusec.keras.fusion": _FUSEC_LAYERS,
+        **_OWN_HOMES,
+        **{module: frozenset(ops) for module, ops in MASK_OPS.items()},
+        OPS_MODULE: frozenset(KERAS_OPS) | frozenset(MASK_OPS[OPS_MODULE]),
+        **APPLICATION_LAYERS,
         # where fusec's own layers lived before the subpackages: archives compiled then still load
         "fusec.fusion": _FUSEC_LAYERS,
     }
@@ -76,10 +97,9 @@ def allowed_classes() -> dict[str, frozenset[str]]:
 #: Serialized values Keras writes without a module: a tensor reference in a
 #: layer call, and a tuple.
 _SPECIAL = frozenset({"__keras_tensor__", "__tuple__"})
-_FUSEC_REGISTERED = {f"fusec>{cls}": cls for cls in _FUSEC_LAYERS}
-#: What Keras's own ops in a saved graph are: the padding mask of an ``Embedding(mask_zero=True)``
-#: feeding attention or an RNN, computed in the functional graph (``NotEqual``, ``ConvertToTensor``).
-_MASK_OPS = "Keras op"
+_FUSEC_REGISTERED = {f"fusec>{cls}": cls for classes in _OWN_HOMES.values() for cls in classes}
+#: How a Keras op outside fusec's reading (the arithmetic of ``KERAS_OPS``, the padding masks of ``masks``) is named.
+_AN_OP = "Keras op"
 _FUNCTION_KEYS = ("function", "function_type", "output_shape_type")
 
 
@@ -127,14 +147,14 @@ def scan_config(config: Any, label: str, key: str = "model") -> None:
         if len(found) >= 20:
             break
     if found:
-        masked = any(_MASK_OPS in f for f in found)
+        an_op = any(_AN_OP in f for f in found)
         raise RuleError(
             f"`{label}` holds classes fusec will not load: {', '.join(found[:3])}"
             + (f" (and {len(found) - 3} more)" if len(found) > 3 else ""),
             key,
-            "Keras saves the padding mask of an Embedding with `mask_zero` as such ops, which a sub-model "
-            "cannot carry yet: save it without `mask_zero`"
-            if masked
+            "fusec reads Keras's arithmetic on tensors (`x + y`, `x * 3`) and the padding masks Keras computes "
+            "from an Embedding with `mask_zero`, no other op"
+            if an_op
             else "only layers of fusec's vocabulary may appear in a sub-model (no Lambda, no custom code)",
         )
 
@@ -192,8 +212,8 @@ def _judge_class(node: dict[str, Any], chain: Any, classes: Mapping[str, frozens
         if cls not in _SPECIAL:
             kind = "layer" if layerish else "class"
             found.append(f"{kind} `{cls}` without a module (a legacy format) at {where}")
-    elif isinstance(module, str) and module.startswith("keras.src.ops"):
-        found.append(f"{_MASK_OPS} `{cls}` at {where}")
+    elif isinstance(module, str) and module.startswith("keras.src.ops") and cls not in classes.get(module, ()):
+        found.append(f"{_AN_OP} `{cls}` at {where}")
     elif not isinstance(module, str) or module not in classes:
         found.append(f"module `{module}` at {where}")
     elif cls not in classes[module]:

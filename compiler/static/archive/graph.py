@@ -39,11 +39,15 @@ class Layer:
     config: dict[str, Any] = field(default_factory=dict)
     model: Graph | None = None
     shape: Shape | None = None  # an InputLayer's
+    dtype: str = "float32"  # an InputLayer's
     build: Any = None  # its build_config
     inner_builds: tuple[Any, ...] = ()  # Bidirectional: the wrapped layers' build_configs
     axes: Any = None  # MultiHeadAttention's attention_axes
     calls: list[Call] = field(default_factory=list)
     frozen: bool = False  # saved with trainable false: Keras keeps its weights non-trainable
+    op: str | None = None  # a Keras op in the functional graph (``x + 3``): fusec's name for it
+    scale: float | None = None  # inception_resnet_v2's CustomScaleLayer: x[0] + x[1] * scale
+    mask_op: str | None = None  # a Keras op computing a padding mask (``masks``), dropped once checked
 
 
 @dataclass
@@ -81,6 +85,9 @@ class Ctx:
     memo: dict[tuple[int, tuple[Shape, ...], bool], tuple[list[Shape], dict[str, tuple[int, int]]]] = field(
         default_factory=dict
     )
+    #: When a list, unsupported layers and settings are noted here (``fusec import`` lists them all)
+    #: instead of refusing at the first.
+    collect: list[RuleError] | None = None
 
     def fail(self, message: str, hint: str = RESAVE) -> RuleError:
         """A refusal naming the archive (``hint``: the fix)."""

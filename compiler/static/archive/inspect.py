@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from ...errors import RuleError
 from ...vocab.rule import Shape
@@ -26,6 +27,8 @@ from .members import member_view, open_members
 from .parse import parse_model
 from .run import run_graph
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class KerasArchive:
@@ -35,31 +38,45 @@ class KerasArchive:
     weights: Weights
 
 
-def inspect_archive(path: Path, label: str, key: str = "model") -> KerasArchive:
-    """Inspect a ``.keras`` archive statically, as fully as Keras will read it (see the package doc).
+def read_archive(path: Path, label: str, key: str, vet: Callable[[Any], T]) -> tuple[T, Weights]:
+    """An archive's vetted members: ``vet(config)`` on the parsed ``config.json``, then the weights' HDF5 metadata.
+
+    ``vet`` runs before the weights member is parsed (the class scan comes first).
 
     Raises:
-        RuleError: anything refused, naming the archive and the fix.
+        RuleError: a file over the size limit, a bad zip (``members``), unreadable JSON or HDF5, or ``vet``'s.
     """
     try:
         with open(path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            if size > MAX_ARCHIVE_BYTES:
+            if os.fstat(fh.fileno()).st_size > MAX_ARCHIVE_BYTES:
                 raise RuleError(f"`{label}` is over {MAX_ARCHIVE_BYTES >> 30} GiB", key)
             zf, infos = open_members(fh, label, key)
             with zf:
-                config = json.loads(zf.read(infos["config.json"]))
-                scan_config(config, label, key)  # before the graph is read or any weights parsed
-                if not isinstance(config, dict):
-                    raise RuleError(f"`{label}`'s config.json is not a Keras model config", key, RESAVE)
-                ctx = Ctx(label, key)
-                graph = parse_model(config, ctx, 0)
+                vetted = vet(json.loads(zf.read(infos["config.json"])))
                 info = infos[WEIGHTS]
                 weights = inspect_h5(member_view(fh, zf, info, label, key), info.file_size, label, key)
     except RuleError:
         raise
     except Exception as exc:  # a hostile archive can break zipfile, json or h5py in many ways
         raise RuleError(f"`{label}` is not a readable .keras archive ({brief(exc)})", key, RESAVE) from None
+    return vetted, weights
+
+
+def inspect_archive(path: Path, label: str, key: str = "model") -> KerasArchive:
+    """Inspect a ``.keras`` archive statically, as fully as Keras will read it (see the package doc).
+
+    Raises:
+        RuleError: anything refused, naming the archive and the fix.
+    """
+
+    def vet(config: Any) -> tuple[Graph, Ctx]:
+        scan_config(config, label, key)  # before the graph is read or any weights parsed
+        if not isinstance(config, dict):
+            raise RuleError(f"`{label}`'s config.json is not a Keras model config", key, RESAVE)
+        ctx = Ctx(label, key)
+        return parse_model(config, ctx, 0), ctx
+
+    (graph, ctx), weights = read_archive(path, label, key, vet)
     try:
         return KerasArchive(_signature(path, graph, ctx, weights), weights)
     except RuleError:
@@ -132,15 +149,12 @@ def _check_layout(graph: Graph, counts: Mapping[str, tuple[int, int]], weights: 
     Raises:
         RuleError: naming the first group that differs.
     """
-    used: dict[str, int] = {}
+    groups = weight_groups(graph)
     expected: dict[str, tuple[int, str]] = {}
     for layer in graph.layers.values():
-        group = _snake(layer.cls)
-        if group in used:
-            used[group] += 1
-            group = f"{group}_{used[group]}"
-        else:
-            used[group] = 0
+        group = groups.get(layer.name)
+        if group is None:
+            continue
         total = sum(counts.get(layer.name, (0, 0)))
         if total:
             expected[group] = (total, layer.what)
@@ -154,6 +168,26 @@ def _check_layout(graph: Graph, counts: Mapping[str, tuple[int, int]], weights: 
                 f"its weights file holds {got:,} values in group `layers/{group[:64]}`; {needs}",
                 "the archive's weights do not belong to its config; " + RESAVE,
             )
+
+
+def weight_groups(graph: Graph) -> dict[str, str]:
+    """Each layer's group in its model's ``layers`` group of the weights file: ``<class in snake case>[_<k>]``.
+
+    Keras ops (``x + 3``) are no layers and hold no weights: they are not counted.
+    """
+    used: dict[str, int] = {}
+    out = {}
+    for layer in graph.layers.values():
+        if layer.op is not None:
+            continue
+        group = _snake(layer.cls)
+        if group in used:
+            used[group] += 1
+            group = f"{group}_{used[group]}"
+        else:
+            used[group] = 0
+        out[layer.name] = group
+    return out
 
 
 def _snake(cls: str) -> str:

@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ...errors import RuleError
 from ...vocab.layers import LAYERS
 from ...vocab.merges import MERGES
 from .base import MAX_NESTING, MAX_NODES, RESAVE, show
-from .classes import KERAS_MERGES, MODEL_CLASSES, PASS_THROUGH
+from .classes import APPLICATION_LAYERS, KERAS_MERGES, KERAS_OPS, MODEL_CLASSES, OPS_MODULE, PASS_THROUGH
 from .graph import Call, Ctx, Graph, Layer, Ref, declared_shape, decode, named, top_ref, topological
+from .masks import drop_masks, is_mask_op, read_mask_op
 from .settings import INPUT_DTYPES, fusec_config, policy_ok
 
 # --- one layer -------------------------------------------------------------------------------
@@ -44,12 +46,58 @@ def parse_layer(d: Any, ctx: Ctx, owner: str, depth: int, in_sequential: bool) -
     layer = Layer(name, cls, what, build=d.get("build_config"))
     layer.frozen = isinstance(cfg, dict) and cfg.get("trainable") is False
     for applies, read in _KINDS:
-        if applies(cls):
+        if applies(cls, d):
             read(layer, d, cfg, ctx, depth)
             return layer
     raise ctx.fail(
         f"{what} is outside fusec's vocabulary", "only layers of fusec's vocabulary may appear in a sub-model"
     )
+
+
+def parse_collecting(d: Any, ctx: Ctx, owner: str, depth: int, in_sequential: bool) -> Layer:
+    """``parse_layer``, noting every refusal in ``ctx.collect`` (when a list) instead of raising at the first.
+
+    A layer refused for several settings is read again without each setting
+    named, so every one of them is noted; the layer then stands as a
+    placeholder (no rule) in the graph.
+    """
+    if ctx.collect is None:
+        return parse_layer(d, ctx, owner, depth, in_sequential)
+    raw = d
+    for _ in range(64):
+        try:
+            return parse_layer(raw, ctx, owner, depth, in_sequential)
+        except RuleError as err:
+            ctx.collect.append(err)
+            ctx.layers -= 1
+            key = _refused_key(err.message)
+            cfg = raw.get("config") if isinstance(raw, dict) else None
+            if key is None or not isinstance(cfg, dict) or key not in cfg:
+                break
+            raw = {**raw, "config": {k: v for k, v in cfg.items() if k != key}}
+    name = _layer_name(d, in_sequential)
+    cls = d.get("class_name") if isinstance(d, dict) else None
+    ctx.layers += 1
+    return Layer(name, str(cls), f"layer `{name[:64]}` ({cls}) of model `{owner[:64]}`")
+
+
+def _refused_key(message: str) -> str | None:
+    """The config key a refusal of ``fusec_config`` names (``has `key` ...``), if any."""
+    import re
+
+    found = re.search(r"has `([A-Za-z0-9_]+)[`.]", message)
+    return found.group(1) if found else None
+
+
+def _layer_name(d: Any, in_sequential: bool) -> str:
+    """A layer config's name, or ``?``."""
+    if not isinstance(d, dict):
+        return "?"
+    cfg = d.get("config")
+    name = d.get("name") if not in_sequential else None
+    if name is None and isinstance(cfg, dict):
+        name = cfg.get("name")
+    return name if isinstance(name, str) else "?"
 
 
 def _keras_name(name: Any, ctx: Ctx, what: str) -> None:
@@ -72,6 +120,8 @@ def _input_layer(layer: Layer, d: dict[str, Any], cfg: Any, ctx: Ctx, depth: int
     dtype = cfg.get("dtype", "float32")
     if not (isinstance(dtype, str) and dtype in INPUT_DTYPES) and not policy_ok(dtype):
         raise ctx.fail(f"{layer.what} takes dtype {show(dtype)}, outside fusec's vocabulary")
+    if isinstance(dtype, str):
+        layer.dtype = dtype
     for flag in ("sparse", "ragged", "optional"):
         if cfg.get(flag, False) is not False:
             raise ctx.fail(f"{layer.what} is {flag}, outside fusec's vocabulary")
@@ -105,13 +155,43 @@ def _merge_layer(layer: Layer, d: dict[str, Any], cfg: Any, ctx: Ctx, depth: int
     layer.config = fusec_config(layer.cls, merge.param_index, cfg, layer.what, ctx.label, ctx.key, "merge", merge.name)
 
 
+def _keras_op(layer: Layer, d: dict[str, Any], cfg: Any, ctx: Ctx, depth: int) -> None:
+    """A Keras op in the functional graph (``x + 3``, ``x * y``): a merge or a ScalarOp, decided per call."""
+    layer.op = KERAS_OPS[layer.cls]
+    if isinstance(cfg, dict) and set(cfg) - {"name"}:
+        raise ctx.fail(f"{layer.what} has settings {show(sorted(cfg))}, outside fusec's vocabulary")
+
+
+def _custom_scale(layer: Layer, d: dict[str, Any], cfg: Any, ctx: Ctx, depth: int) -> None:
+    """InceptionResNetV2's ``CustomScaleLayer`` (``x[0] + x[1] * scale``): a ScalarOp and an add."""
+    scale = cfg.get("scale") if isinstance(cfg, dict) else None
+    rest = {k: v for k, v in cfg.items() if k != "scale"} if isinstance(cfg, dict) else cfg
+    fusec_config(layer.cls, {}, rest, layer.what, ctx.label, ctx.key, "merge", "")
+    if not isinstance(scale, (int, float)) or isinstance(scale, bool) or "ScalarOp" not in LAYERS:
+        raise ctx.fail(f"{layer.what} has the scale {show(scale)}, outside fusec's vocabulary")
+    layer.scale = float(scale)
+
+
+def _is_op(cls: str, d: dict[str, Any]) -> bool:
+    return d.get("module") == OPS_MODULE and cls in KERAS_OPS
+
+
+def _is_application(cls: str, d: dict[str, Any]) -> bool:
+    return cls in APPLICATION_LAYERS.get(str(d.get("module")), ())
+
+
 #: How each kind of layer class is read, in order: the first that applies reads it.
-_KINDS: tuple[tuple[Callable[[str], bool], Callable[[Layer, dict[str, Any], Any, Ctx, int], None]], ...] = (
-    (lambda cls: cls == "InputLayer", _input_layer),
-    (MODEL_CLASSES.__contains__, _nested_model),
-    (PASS_THROUGH.__contains__, _pass_through),
-    (LAYERS.__contains__, _vocab_layer),
-    (KERAS_MERGES.__contains__, _merge_layer),
+_KINDS: tuple[
+    tuple[Callable[[str, dict[str, Any]], bool], Callable[[Layer, dict[str, Any], Any, Ctx, int], None]], ...
+] = (
+    (lambda cls, d: cls == "InputLayer", _input_layer),
+    (_is_op, _keras_op),
+    (is_mask_op, read_mask_op),
+    (lambda cls, d: cls == "CustomScaleLayer" and _is_application(cls, d), _custom_scale),
+    (lambda cls, d: cls in MODEL_CLASSES, _nested_model),
+    (lambda cls, d: cls in PASS_THROUGH, _pass_through),
+    (lambda cls, d: cls in LAYERS, _vocab_layer),
+    (lambda cls, d: cls in KERAS_MERGES, _merge_layer),
 )
 
 
@@ -165,10 +245,18 @@ def _check_mirror(
         )
 
 
+def _layer_scale_config(cfg: dict[str, Any], ctx: Ctx, layer: Layer) -> dict[str, Any]:
+    """ConvNeXt's LayerScale: ``projection_dim`` is the input's channel count, which fusec infers."""
+    if "projection_dim" in LAYERS["LayerScale"].param_index:
+        return cfg
+    return {k: v for k, v in cfg.items() if k != "projection_dim"}
+
+
 #: Layers whose Keras config holds more than fusec's config: read into fusec's form first.
 _CONFIG_TWEAKS: dict[str, Callable[[dict[str, Any], Ctx, Layer], dict[str, Any]]] = {
     "Bidirectional": _bidirectional_config,
     "MultiHeadAttention": _attention_config,
+    "LayerScale": _layer_scale_config,
 }
 
 # --- a model -----------------------------------------------------------------------------------
@@ -199,7 +287,7 @@ def parse_model(d: dict[str, Any], ctx: Ctx, depth: int) -> Graph:
         raise ctx.malformed(f"model `{name[:64]}` ({cls}) has no inputs and outputs: a subclassed model has no graph")
     layers: dict[str, Layer] = {}
     for raw in cfg["layers"]:
-        layer = parse_layer(raw, ctx, name, depth, in_sequential=False)
+        layer = parse_collecting(raw, ctx, name, depth, in_sequential=False)
         if layer.name in layers:
             raise ctx.fail(f"model `{name[:64]}` has two layers named `{layer.name[:64]}`")
         layers[layer.name] = layer
@@ -211,6 +299,7 @@ def parse_model(d: dict[str, Any], ctx: Ctx, depth: int) -> Graph:
         if layers[ref.layer].shape is None or ref.node != 0 or ref.tensor != 0:
             raise ctx.fail(f"input `{n[:64]}` of model `{name[:64]}` is not an InputLayer")
     outputs = [(n, top_ref(r, layers, ctx, f"model `{name[:64]}`")) for n, r in outs]
+    layers = drop_masks(layers, [r for _, r in outputs], ctx)
     order = topological(layers, ctx, name)
     return Graph(name, layers, order, inputs, outputs, in_kind, out_kind, _size(layers))
 
@@ -252,7 +341,7 @@ def _parse_sequential(d: dict[str, Any], cfg: dict[str, Any], name: str, ctx: Ct
     prev = inp.name
     order = [inp.calls[0]]
     for raw in raws:
-        layer = parse_layer(raw, ctx, name, depth, in_sequential=True)
+        layer = parse_collecting(raw, ctx, name, depth, in_sequential=True)
         if layer.name in layers or layer.shape is not None:
             raise ctx.fail(f"Sequential model `{name[:64]}` has two layers named `{layer.name[:64]}`")
         layers[layer.name] = layer

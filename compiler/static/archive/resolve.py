@@ -22,6 +22,15 @@ from ...vocab.rule import Shape, fmt_shape
 from ..budget import DEFAULT_MAX_PARAMS
 from .base import MAX_NESTING, MAX_NODES, RESAVE, SubModel, brief, fits
 from .inspect import inspect_keras, inspect_weights
+from .trusted import (
+    KIND_PREFIX,
+    declared_outputs,
+    foreign_classes,
+    inspect_trusted,
+    read_config,
+    trusted_packages,
+    trusted_submodel,
+)
 
 #: Checks a nested spec and describes it as a sub-model: (its file, the spec files being checked, it last).
 CheckNested = Callable[[Path, tuple[Path, ...]], SubModel]
@@ -73,6 +82,9 @@ class ModelContext:
             stack with it last, and returns it as a ``SubModel`` (with its
             ``checked`` result); supplied by the check stage. None: a
             ``.json`` sub-model cannot be resolved (an internal error).
+        trust: the packages whose classes a ``model`` node with ``trust`` may
+            load (``--trust``); by default those the running command trusts
+            (``trusted.trusting``), none outside such a command.
     """
 
     spec_dir: Path
@@ -88,6 +100,7 @@ class ModelContext:
     max_memory: int | None = None
     weights: dict[tuple[Path, Path], int | RuleError] = field(default_factory=dict, compare=False, repr=False)
     check_nested: CheckNested | None = field(default=None, compare=False, repr=False)
+    trust: frozenset[str] = field(default_factory=trusted_packages)
 
 
 _CACHE: ContextVar[dict[Path, SubModel | RuleError] | None] = ContextVar("fusec_submodels", default=None)
@@ -137,6 +150,11 @@ def infer_model_node(
     """
     raw = node["model"]
     path = resolve_path(raw, ctx.spec_dir, ctx.allowed)
+    if "trust" in node or "shapes" in node:
+        sub = _read_trusted(node, raw, path, ctx)
+        given = {(str(r.slot[0]) if r.slot else "input"): shapes[r.source] for r in refs}
+        sub = replace(sub, inputs=given, outputs=declared_outputs(raw, node.get("shapes")))
+        return sub, _chosen_output(raw, sub, node.get("output")), _bind_inputs(raw, sub, refs)
     read = _READERS.get(path.suffix)
     if read is None:
         raise RuleError(
@@ -160,7 +178,77 @@ def _read_archive(node: Mapping[str, Any], raw: str, path: Path, ctx: ModelConte
     """A ``.keras`` archive, inspected once per check (it carries its own weights)."""
     if "weights" in node:
         raise RuleError("`weights` applies to fusec-spec sub-models; a .keras archive has its own", "weights")
-    return _cached(path, ctx, lambda: inspect_keras(path))
+    try:
+        sub = _cached(path, ctx, lambda: inspect_keras(path))
+    except RuleError as err:
+        raise _with_trust_hint(err, path, raw) from None
+    if sub.kind != "keras":
+        raise _both_ways(raw)
+    return sub
+
+
+def _with_trust_hint(err: RuleError, path: Path, raw: str) -> RuleError:
+    """A refusal of classes from another package, with how to load them on trust when the user trusts it."""
+    if "module `" not in err.message:
+        return err
+    try:
+        packages = sorted({c.split(".")[0] for c in foreign_classes(read_config(path, raw)[0])})
+    except RuleError:
+        return err
+    if not packages:
+        return err
+    pkg = packages[0]
+    return RuleError(
+        err.message,
+        err.key,
+        f"{err.hint}; or, if you trust `{pkg}`'s code (it runs when the model loads), add "
+        f'"trust": "{pkg}" and its outputs\' "shapes" to the node and pass --trust {pkg}',
+    )
+
+
+def _both_ways(raw: str) -> RuleError:
+    return RuleError(
+        f"`{raw}` is used by one node on trust and by another without (or on trust of another package)",
+        "trust",
+        "give every node using this file the same `trust`",
+    )
+
+
+def _read_trusted(node: Mapping[str, Any], raw: str, path: Path, ctx: ModelContext) -> SubModel:
+    """A ``.keras`` archive loaded on trust of the node's package, which the command line must trust too.
+
+    Raises:
+        RuleError: ``shapes`` without ``trust``, a file that is no archive,
+            ``weights``, an untrusted package (naming the classes found and
+            the flag to pass), or what ``trusted.inspect_trusted`` refuses.
+    """
+    package = node.get("trust")
+    if not isinstance(package, str):
+        raise RuleError(
+            "`shapes` declares the outputs of a sub-model loaded on trust; this node has no `trust`",
+            "shapes",
+            'add "trust": PACKAGE when its classes come from a package you trust, or remove "shapes"',
+        )
+    if path.suffix != ".keras":
+        raise RuleError(f"`trust` applies to .keras archives; `{raw}` is not one", "trust", "remove `trust`")
+    if "weights" in node:
+        raise RuleError("`weights` applies to fusec-spec sub-models; a .keras archive has its own", "weights")
+    if package not in ctx.trust:
+        classes = [c for c in foreign_classes(read_config(path, raw)[0]) if c.split(".")[0] == package]
+        named = ", ".join(f"`{c}`" for c in classes[:3]) + (
+            f" (and {len(classes) - 3} more)" if len(classes) > 3 else ""
+        )
+        raise RuleError(
+            f"sub-model `{raw}` is to be loaded on trust of `{package}`"
+            + (f" (it names {named})" if named else " (it names no class of it)")
+            + f", and this command does not trust `{package}`",
+            "trust",
+            f"if you trust `{package}`'s code (it runs when the model loads), pass --trust {package}",
+        )
+    sub = _cached(path, ctx, lambda: trusted_submodel(path, package, inspect_trusted(path, raw, package)))
+    if sub.kind != KIND_PREFIX + package:
+        raise _both_ways(raw)
+    return sub
 
 
 def _read_spec(node: Mapping[str, Any], raw: str, path: Path, ctx: ModelContext) -> SubModel:

@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ...errors import RuleError
-from ...vocab.merges import MergeRule
+from ...vocab.layers import LAYERS
+from ...vocab.merges import MERGES, MergeRule
 from ...vocab.rule import LayerRule, Out, Shape, fmt_shape
 from .base import MAX_WORK, RESAVE, fits, show
 from .classes import PASS_THROUGH
@@ -23,27 +24,15 @@ from .graph import Call, Ctx, Graph, Layer, Ref
 Result = tuple[list[Shape], int, int]
 ShapeOf = Callable[[Ref], Shape]
 
-#: Call keyword arguments that change nothing fusec computes, with the values allowed.
+#: Call keyword arguments that change nothing fusec computes, with the values allowed. (The padding
+#: masks Keras passes as ``mask``, ``query_mask``... were checked and dropped with their ops: ``masks``.)
 _CALL_KWARGS: dict[str, Callable[[Any], bool]] = {
     "training": lambda v: v is None or isinstance(v, bool),
-    "mask": lambda v: _all_none(v),
     "initial_state": lambda v: v is None,
     "use_causal_mask": lambda v: isinstance(v, bool),
     "return_attention_scores": lambda v: v is False,
     "attention_mask": lambda v: v is None,
-    "query_mask": lambda v: v is None,
-    "value_mask": lambda v: v is None,
-    "key_mask": lambda v: v is None,
 }
-
-
-def _all_none(value: Any) -> bool:
-    """None, or a list or dict of Nones (a model's mask, per input)."""
-    if isinstance(value, list):
-        return all(v is None for v in value)
-    if isinstance(value, dict):
-        return all(v is None for v in value.values())
-    return value is None
 
 
 def _jsonish(value: Any) -> Any:
@@ -129,6 +118,8 @@ def _apply(call: Call, shape_of: ShapeOf, ctx: Ctx, depth: int, built: bool) -> 
     layer = call.layer
     if layer.model is not None:
         return _call_model(call, shape_of, ctx, depth)
+    if layer.op is not None or layer.scale is not None:
+        return _op_call(call, shape_of, ctx)
     if layer.merge is not None:
         handle: Callable[[Call, ShapeOf, Ctx], tuple[Result, dict[str, Any]]] = _merge_call
     elif layer.rule is None and layer.cls in PASS_THROUGH:
@@ -290,6 +281,64 @@ def _model_args(call: Call, names: list[str], ctx: Ctx) -> list[Ref]:
     if len(refs) != len(names):
         raise ctx.fail(f"{call.layer.what} is called on {len(refs)} tensors; it takes {len(names)}")
     return refs
+
+
+def op_forms(call: Call, ctx: Ctx) -> list[tuple[str, str, dict[str, Any], list[Any]]]:
+    """What a Keras op call (or a CustomScaleLayer call) is in fusec's terms, step by step.
+
+    Returns ``(kind, name, config, arguments)`` per step, ``kind`` being
+    ``merge`` or ``layer``; an argument is a ``Ref`` or ``None`` (the previous
+    step's result). ``x + y`` is the merge ``add``; ``x + 3`` and ``3 - x`` are
+    a ``ScalarOp`` (``reverse`` when the number comes first).
+
+    Raises:
+        RuleError: an operation fusec has no form for.
+    """
+    layer = call.layer
+    _kwargs_ok(call, (), ctx)
+    if layer.scale is not None:
+        if len(call.args) != 1:
+            raise ctx.fail(f"{layer.what} is called on {len(call.args)} arguments; it takes a list of two tensors")
+        pair = _tensor_list(call.args[0], call, ctx)
+        if len(pair) != 2:
+            raise ctx.fail(f"{layer.what} is called on {len(pair)} tensors; it takes two")
+        scaled = {"op": "multiply", "value": layer.scale, "reverse": False}
+        return [("layer", "ScalarOp", scaled, [pair[1]]), ("merge", "add", {}, [pair[0], None])]
+    op = layer.op
+    assert op is not None
+    args = list(call.args)
+    if len(args) != 2:
+        raise ctx.fail(f"{layer.what} is called on {len(args)} arguments; fusec reads it on two")
+    tensors = [isinstance(a, Ref) for a in args]
+    if all(tensors):
+        if op not in MERGES or MERGES[op].arity[0] > 2:
+            raise ctx.fail(f"{layer.what} combines two tensors with `{op}`, which fusec has no merge for")
+        return [("merge", op, {}, args)]
+    number = args[1] if tensors[0] else args[0]
+    if not any(tensors) or not _is_number(number) or "ScalarOp" not in LAYERS:
+        raise ctx.fail(f"{layer.what} is called on {show(_jsonish(_plain(args)))}, outside fusec's vocabulary")
+    config = {"op": op, "value": number, "reverse": not tensors[0]}
+    return [("layer", "ScalarOp", config, [args[0] if tensors[0] else args[1]])]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _op_call(call: Call, shape_of: ShapeOf, ctx: Ctx) -> Result:
+    """A Keras op call (or CustomScaleLayer call) through the rules of its steps (``op_forms``)."""
+    last: Shape | None = None
+    for kind, name, config, args in op_forms(call, ctx):
+        shapes = [shape_of(a) if a is not None else last for a in args]
+        if kind == "merge":
+            merge = MERGES[name]
+            sources = [(a.layer if a is not None else "scaled", s) for a, s in zip(args, shapes, strict=True)]
+            last = merge.infer(sources, merge.resolve(config)).shape
+        else:
+            rule = LAYERS[name]
+            last = rule.infer(shapes[0], rule.resolve(config)).shape
+    assert last is not None
+    return [last], 0, 0
 
 
 # --- the whole graph -------------------------------------------------------------------------

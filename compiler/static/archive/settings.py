@@ -12,6 +12,7 @@ from functools import cache
 from typing import Any
 
 from ...errors import RuleError
+from ...vocab.initializers import from_keras
 from ...vocab.layers import LAYERS
 from ...vocab.merges import MERGES
 from ...vocab.rule import config_schema
@@ -54,7 +55,53 @@ _NEUTRAL: dict[str, Callable[[Any], bool]] = {
     "input_ids": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
     "epsilon": _is_number,
 }
-_OBJECT_SUFFIXES = ("_initializer", "_regularizer", "_constraint")
+#: Modules Keras writes for each kind of object, by the key suffix that takes it.
+_OBJECT_MODULES = {
+    "initializer": "keras.initializers",
+    "regularizer": "keras.regularizers",
+    "constraint": "keras.constraints",
+}
+
+
+def _object_kind(key: str) -> str:
+    """``initializer``, ``regularizer`` or ``constraint`` from a key's last word (``kernel_initializer``), else ""."""
+    kind = key.rsplit("_", 1)[-1]
+    return kind if kind in _OBJECT_MODULES else ""
+
+
+def translate_object(key: str, value: Any, what: str, label: str, where: str) -> Any:
+    """A Keras initializer, regularizer or constraint (serialized) as the fusec value it amounts to.
+
+    A name or None passes through (the schema judges it); a serialized object
+    of the right Keras module becomes a fusec name or ``{"name": ..., args}``
+    (``vocab/initializers.py``). Anything else is refused, once, naming the
+    class and the keys fusec cannot take.
+
+    Raises:
+        RuleError: an object of another module or class, or with arguments fusec does not take.
+    """
+    if value is None or isinstance(value, str):
+        return value
+    kind = _object_kind(key)
+    cls = value.get("class_name") if isinstance(value, dict) else None
+    config = value.get("config", {}) if isinstance(value, dict) else None
+    module = value.get("module", _OBJECT_MODULES[kind]) if isinstance(value, dict) else None
+    if not isinstance(cls, str) or not isinstance(config, dict) or module != _OBJECT_MODULES[kind]:
+        raise RuleError(f"`{label}`: {what} has `{key}` {show(value)}, not a Keras {kind}", where, RESAVE)
+    out, refused = from_keras(kind, cls, config)
+    if out is None:
+        raise RuleError(
+            f"`{label}`: {what} has `{key}` {cls}, {'an' if kind[0] in 'aeiou' else 'a'} {kind} "
+            "outside fusec's vocabulary",
+            where,
+            RESAVE,
+        )
+    if refused:
+        shown = ", ".join(f"`{k}` {show(config[k])}" for k in refused)
+        raise RuleError(f"`{label}`: {what} has `{key}` {cls} with {shown}, outside fusec's vocabulary", where, RESAVE)
+    return out
+
+
 _POLICY_NAMES = frozenset({"float32", "float16", "bfloat16", "float64", "mixed_float16", "mixed_bfloat16"})
 INPUT_DTYPES = frozenset(
     {"float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
@@ -70,6 +117,19 @@ def policy_ok(value: Any) -> bool:
         inner = value.get("config")
         return isinstance(inner, dict) and inner.get("name") in _POLICY_NAMES
     return False
+
+
+def _undeclared_object(k: str, v: Any, what: str, label: str, key: str) -> None:
+    """An object key the rule does not declare: an initializer is dropped (shape-neutral); a penalty or
+    constraint would change training, so only None passes."""
+    if _object_kind(k) == "initializer":
+        translate_object(k, v, what, label, key)  # refused when it is no initializer fusec knows
+    elif v is not None:
+        raise RuleError(
+            f"`{label}`: {what} has `{k}` {show(v)}, a setting fusec does not take for this layer",
+            key,
+            "fusec would train the layer without it; " + RESAVE,
+        )
 
 
 @cache
@@ -98,19 +158,20 @@ def fusec_config(
 ) -> dict[str, Any]:
     """A Keras layer config as the fusec config it amounts to, or a refusal.
 
-    Keys fusec declares are kept (Keras's object forms of initializers and
-    regularizers, which do not change shapes, are dropped for fusec's
-    defaults) and validated with the spec's own schema; other keys must hold
-    a neutral value (``_NEUTRAL``), be a ``*_initializer``/``*_regularizer``/
-    ``*_constraint`` object, or a dtype policy fusec accepts.
+    Keys fusec declares are kept, Keras's serialized initializers,
+    regularizers and constraints translated into fusec's forms
+    (``translate_object``), and validated with the spec's own schema; other
+    keys must hold a neutral value (``_NEUTRAL``), be an initializer (dropped:
+    it changes no shape), a None regularizer or constraint, or a dtype
+    policy fusec accepts.
     """
     if not isinstance(cfg, dict):
         raise RuleError(f"`{label}`: {what} has no config object", key, RESAVE)
     out: dict[str, Any] = {}
     for k, v in cfg.items():
         if k in params:
-            if isinstance(v, dict) and k.endswith(_OBJECT_SUFFIXES):
-                continue  # an initializer or regularizer object: scanned, shape-neutral
+            if _object_kind(k):
+                v = translate_object(k, v, what, label, key)
             if k in ("axis", "output_shape") and isinstance(v, list) and len(v) == 1:
                 v = v[0]  # Keras writes a one-axis tuple
             out[k] = v
@@ -122,9 +183,8 @@ def fusec_config(
                     key,
                     RESAVE,
                 )
-        elif k.endswith(_OBJECT_SUFFIXES):
-            if not (v is None or isinstance(v, (dict, str))):
-                raise RuleError(f"`{label}`: {what} has `{k}` {show(v)}", key, RESAVE)
+        elif _object_kind(k):
+            _undeclared_object(k, v, what, label, key)
         elif k not in _NEUTRAL or not _NEUTRAL[k](v):
             raise RuleError(
                 f"`{label}`: {what} has `{k}` {show(v)}, a setting outside fusec's vocabulary",

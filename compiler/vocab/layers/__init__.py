@@ -15,10 +15,18 @@ from . import attention as layers_attention
 from . import conv as layers_conv
 from . import core as layers_core
 from . import rnn as layers_rnn
+from . import text as layers_text
 
 #: Every layer a spec may name, by its Keras class name.
 LAYERS: Mapping[str, LayerRule] = {
-    rule.name: rule for rule in (*layers_core.LAYERS, *layers_conv.LAYERS, *layers_rnn.LAYERS, *layers_attention.LAYERS)
+    rule.name: rule
+    for rule in (
+        *layers_core.LAYERS,
+        *layers_conv.LAYERS,
+        *layers_rnn.LAYERS,
+        *layers_attention.LAYERS,
+        *layers_text.LAYERS,
+    )
 }
 
 #: Layers refused on purpose, with the reason shown to the user.

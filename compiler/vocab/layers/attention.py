@@ -36,6 +36,12 @@ def _qkv(shapes: Mapping[str, Shape], what: str) -> tuple[Shape, Shape, Shape]:
 
 def _mha(shapes: Mapping[str, Shape], c: Any) -> Out:
     q, v, k = _qkv(shapes, "MultiHeadAttention")
+    if v[1] != k[1]:  # Keras's build compares the declared lengths: an unknown one equals only an unknown one
+        raise RuleError(
+            f"MultiHeadAttention needs key and value of one declared length (Keras compares them as declared, "
+            f"so an unknown length matches only an unknown length). Received: key {fmt_shape(k)}, value {fmt_shape(v)}",
+            hint="give key and value inputs of the same declared sequence length",
+        )
     dq = need_known(q[-1], "MultiHeadAttention's query features", q)
     dv = need_known(v[-1], "MultiHeadAttention's value features", v)
     dk = need_known(k[-1], "MultiHeadAttention's key features", k)

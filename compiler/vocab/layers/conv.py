@@ -23,6 +23,7 @@ from ..rule import (
     need_rank,
     p_activation,
     p_bool,
+    p_constraint,
     p_enum,
     p_initializer,
     p_int,
@@ -43,18 +44,12 @@ def _ints(c: Any, key: str, n: int, what: str) -> tuple[int, ...]:
 def _window(
     shape: Shape, c: Any, what: str, key: str, transpose: bool = False, dilated_strides: bool = True
 ) -> tuple[Dim, ...]:
-    """Spatial output dims of a sliding window (kernel or pool) over a channels-last input.
+    """Spatial output dims (None where the input's is) of a window over a channels-last input ``shape``.
 
-    Args:
-        shape: the input shape, batch included.
-        c: the resolved config (``strides`` None means the window size, as in pooling).
-        what: the layer name, for messages.
-        key: the config key of the window size (``kernel_size`` or ``pool_size``).
-        transpose: a transposed convolution (the output grows with the strides).
-        dilated_strides: whether the layer accepts strides > 1 with dilation_rate > 1.
-
-    Returns:
-        One output dim per spatial axis; None where the input dim is None.
+    ``c`` is the resolved config (``strides`` None: the window size, as in pooling), ``key`` the
+    window's config key (``kernel_size``, ``pool_size``), ``what`` the layer for messages;
+    ``transpose``: the output grows with the strides; ``dilated_strides``: strides > 1 may
+    combine with dilation_rate > 1.
     """
     spatial = shape[1:-1]
     n = len(spatial)
@@ -80,20 +75,44 @@ def _window(
     return out
 
 
+def _groups(cin: int, c: Any, what: str) -> int:
+    """The channel groups of a grouped convolution: both channel counts must divide by them."""
+    groups = c.get("groups", 1)
+    for count, which in ((cin, "input channels"), (c["filters"], "filters")):
+        if count % groups:
+            raise RuleError(
+                f"{what}'s groups {groups} does not divide its {which} ({count})",
+                "groups",
+                "each group convolves input channels / groups into filters / groups; pick a common divisor",
+            )
+    return groups
+
+
 def _conv(what: str, rank: int, transpose: bool = False) -> Infer:
     def infer(shape: Shape, c: Any) -> Out:
         need_rank(shape, rank + 2, what)
         cin = need_known(shape[-1], f"{what}'s input channels", shape)
+        groups = _groups(cin, c, what)
         spatial = _window(shape, c, what, "kernel_size", transpose, dilated_strides=False)
         filters = c["filters"]
-        weights = prod(_ints(c, "kernel_size", rank, what)) * cin * filters
+        weights = prod(_ints(c, "kernel_size", rank, what)) * (cin // groups) * filters
         return Out((shape[0], *spatial, filters), weights + (filters if c["use_bias"] else 0))
 
     return infer
 
 
+def _equal_strides(c: Any, what: str) -> None:
+    """TensorFlow's depthwise kernel (CPU and GPU) takes one stride for rows and columns; Keras builds any."""
+    s = _ints(c, "strides", 2, what)
+    if s[0] != s[1]:
+        why = "TensorFlow's depthwise convolution refuses others when the model runs"
+        raise RuleError(f"{what} needs one stride for both spatial axes: {why}. Received: strides={list(s)}",
+                        "strides", f"use strides {s[0]} or {s[1]} on both axes")  # fmt: skip
+
+
 def _separable(shape: Shape, c: Any) -> Out:
     need_rank(shape, 4, "SeparableConv2D")
+    _equal_strides(c, "SeparableConv2D")
     cin = need_known(shape[-1], "SeparableConv2D's input channels", shape)
     spatial = _window(shape, c, "SeparableConv2D", "kernel_size")
     mid, filters = cin * c["depth_multiplier"], c["filters"]
@@ -104,6 +123,7 @@ def _separable(shape: Shape, c: Any) -> Out:
 
 def _depthwise(shape: Shape, c: Any) -> Out:
     need_rank(shape, 4, "DepthwiseConv2D")
+    _equal_strides(c, "DepthwiseConv2D")
     cin = need_known(shape[-1], "DepthwiseConv2D's input channels", shape)
     spatial = _window(shape, c, "DepthwiseConv2D", "kernel_size")
     out = cin * c["depth_multiplier"]
@@ -205,6 +225,15 @@ _KERNEL_WEIGHTS = (
     p_regularizer("kernel_regularizer"),
     p_regularizer("bias_regularizer"),
     p_regularizer("activity_regularizer"),
+    p_constraint("kernel_constraint"),
+    p_constraint("bias_constraint"),
+)
+
+_GROUPS = p_int(
+    "groups",
+    "Channel groups: each convolves input channels / groups into filters / groups (both divisible).",
+    1,
+    maximum=1 << 16,
 )
 
 _DEPTHWISE_WEIGHTS = (
@@ -213,6 +242,8 @@ _DEPTHWISE_WEIGHTS = (
     p_regularizer("depthwise_regularizer"),
     p_regularizer("bias_regularizer"),
     p_regularizer("activity_regularizer"),
+    p_constraint("depthwise_constraint"),
+    p_constraint("bias_constraint"),
 )
 
 _DEPTH_MULTIPLIER = Param(
@@ -267,9 +298,10 @@ LAYERS = (
     LayerRule(
         "Conv1D",
         "1-D convolution over (batch, steps, channels).",
-        (_FILTERS, *_conv_params(1, causal=True, dilated_strides=False), *_KERNEL_WEIGHTS),
+        (_FILTERS, *_conv_params(1, causal=True, dilated_strides=False), _GROUPS, *_KERNEL_WEIGHTS),
         _conv("Conv1D", 1),
         (
+            ((10, 4), {"filters": 6, "kernel_size": 3, "groups": 2}),
             ((10, 3), {"filters": 4, "kernel_size": 3}),
             ((None, 8), {"filters": 2, "kernel_size": [5], "padding": "causal", "dilation_rate": 2}),
             ((9, 2), {"filters": 6, "kernel_size": 4, "strides": 2, "padding": "same", "use_bias": False}),
@@ -280,9 +312,21 @@ LAYERS = (
     LayerRule(
         "Conv2D",
         "2-D convolution over (batch, rows, cols, channels).",
-        (_FILTERS, *_conv_params(2, dilated_strides=False), *_KERNEL_WEIGHTS),
+        (_FILTERS, *_conv_params(2, dilated_strides=False), _GROUPS, *_KERNEL_WEIGHTS),
         _conv("Conv2D", 2),
         (
+            ((6, 6, 8), {"filters": 4, "kernel_size": 3, "groups": 4, "padding": "same"}),
+            (
+                (5, 5, 6),
+                {
+                    "filters": 6,
+                    "kernel_size": 1,
+                    "groups": 3,
+                    "kernel_initializer": {"name": "variance_scaling", "scale": 2.0, "mode": "fan_out"},
+                    "kernel_constraint": {"name": "max_norm", "max_value": 3.0, "axis": [0, 1, 2]},
+                    "kernel_regularizer": {"name": "l2", "l2": 1e-4},
+                },
+            ),
             ((8, 8, 3), {"filters": 16, "kernel_size": 3}),
             ((9, 7, 2), {"filters": 4, "kernel_size": [3, 2], "strides": [2, 1], "padding": "same"}),
             ((10, 10, 1), {"filters": 2, "kernel_size": 3, "dilation_rate": 2, "use_bias": False}),
@@ -317,6 +361,9 @@ LAYERS = (
             p_regularizer("pointwise_regularizer"),
             p_regularizer("bias_regularizer"),
             p_regularizer("activity_regularizer"),
+            p_constraint("depthwise_constraint"),
+            p_constraint("pointwise_constraint"),
+            p_constraint("bias_constraint"),
         ),
         _separable,
         (

@@ -6,6 +6,7 @@ from typing import Any
 
 from ...errors import RuleError
 from ..rule import (
+    MAX_DIM,
     LayerRule,
     Out,
     Param,
@@ -17,12 +18,14 @@ from ..rule import (
     need_rank,
     p_activation,
     p_bool,
+    p_constraint,
     p_float,
     p_initializer,
     p_int,
     p_regularizer,
     prod,
 )
+from .scale import LAYERS as _SCALE_LAYERS
 
 
 def _dense(shape: Shape, c: Any) -> Out:
@@ -131,35 +134,28 @@ def _layer_norm(shape: Shape, c: Any) -> Out:
     return Out(shape, ch * (int(c["center"]) + int(c["scale"])))
 
 
-def _normalization(shape: Shape, c: Any) -> Out:
-    need_rank(shape, (2, 8), "Normalization")
-    ch = _channels(shape, c, "Normalization")
-    for key in ("mean", "variance"):
-        value = c[key]
-        if isinstance(value, list) and len(value) not in (1, ch):
-            raise RuleError(
-                f"Normalization's {key} needs one value or {ch} (one per channel). Received: {len(value)}",
-                key,
-            )
-    mean, variance = c["mean"], c["variance"]
-    sizes = [len(v) if isinstance(v, list) else None for v in (mean, variance)]
-    if sizes[0] != sizes[1]:
-        shown = ["one number" if n is None else f"a list of {n}" for n in sizes]
+def _dropout(shape: Shape, c: Any) -> Out:
+    need_rank(shape, (2, 8), "Dropout")
+    noise = c["noise_shape"]
+    if noise is None:
+        return Out(shape)
+    if len(noise) != len(shape):
         raise RuleError(
-            f"Normalization needs mean and variance of one shape. Received: mean {shown[0]}, variance {shown[1]}",
-            "variance",
-            "give both as one number, or both as lists of the same length",
+            f"Dropout's noise_shape needs one entry per axis of the input {fmt_shape(shape)}, batch axis "
+            f"included. Received: {noise}",
+            "noise_shape",
+            f"give {len(shape)} entries, e.g. {[None, *[1] * (len(shape) - 1)]}",
         )
-    # Keras stores mean, variance and a count as non-trainable weights.
-    return Out(shape, 0, 0)
+    for i, (n, d) in enumerate(zip(noise, shape, strict=True)):
+        if n not in (None, 1) and d is not None and n != d:
+            raise RuleError(
+                f"Dropout's noise_shape {noise} does not broadcast to the input {fmt_shape(shape)}: axis {i} "
+                f"is {n}, the input's is {d}",
+                "noise_shape",
+                "use 1 (one draw along the axis), null or the input's size",
+            )
+    return Out(shape)
 
-
-_NUMBER_OR_LIST = {
-    "oneOf": [
-        {"type": "number"},
-        {"type": "array", "items": {"type": "number"}, "minItems": 1, "maxItems": 1 << 16},
-    ]
-}
 
 _DIMS = {
     "type": "array",
@@ -167,6 +163,22 @@ _DIMS = {
     "minItems": 1,
     "maxItems": 8,
 }
+
+_NOISE_SHAPE = {
+    "type": "array",
+    "items": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_DIM},
+    "minItems": 2,
+    "maxItems": 8,
+}
+
+_NORM_WEIGHTS = (
+    p_initializer("beta_initializer", "zeros"),
+    p_initializer("gamma_initializer", "ones"),
+    p_regularizer("beta_regularizer"),
+    p_regularizer("gamma_regularizer"),
+    p_constraint("beta_constraint"),
+    p_constraint("gamma_constraint"),
+)
 
 _AXIS = p_int("axis", "The axis to normalise (channels-last: -1).", -1, minimum=-8, maximum=8)
 
@@ -180,6 +192,17 @@ LAYERS = (
             ((8,), {"units": 4}),
             ((5, 8), {"units": 3, "use_bias": False}),
             ((16,), {"units": 1, "activation": "sigmoid"}),
+            (
+                (6,),
+                {
+                    "units": 3,
+                    "kernel_initializer": {"name": "truncated_normal", "stddev": 0.02, "seed": 1},
+                    "bias_initializer": {"name": "constant", "value": 0.1},
+                    "kernel_constraint": "unit_norm",
+                    "bias_regularizer": {"name": "l1_l2", "l1": 0.01},
+                },
+            ),
+            ((4,), {"units": 4, "kernel_initializer": "variance_scaling", "activation": "hard_swish"}),
         ),
         ("units", "activation"),
         dtypes="number",
@@ -190,23 +213,9 @@ LAYERS = (
         (
             p_int("input_dim", "Vocabulary size: ids run from 0 to input_dim - 1.", maximum=1 << 31),
             p_int("output_dim", "Size of each embedding vector."),
-            Param(
-                "embeddings_initializer",
-                {
-                    "type": "string",
-                    "enum": [
-                        "uniform",
-                        "random_normal",
-                        "random_uniform",
-                        "truncated_normal",
-                        "glorot_uniform",
-                        "zeros",
-                    ],
-                },
-                "Initializer for the embedding matrix, by name.",
-                "uniform",
-            ),
+            p_initializer("embeddings_initializer", "uniform"),
             p_regularizer("embeddings_regularizer"),
+            p_constraint("embeddings_constraint"),
             p_bool("mask_zero", "Treat id 0 as padding and propagate a mask.", False),
         ),
         _embedding,
@@ -267,10 +276,23 @@ LAYERS = (
         "Randomly zeroes a fraction `rate` of inputs during training.",
         (
             p_float("rate", "Fraction of the inputs to drop, in [0, 1).", minimum=0, exclusive_max=1),
+            Param(
+                "noise_shape",
+                _NOISE_SHAPE,
+                "Shape of the dropout mask, batch axis included (null: the input's); 1 shares one draw along "
+                "an axis, null takes the input's size. [null, 1, 1, 1] drops whole examples (training only).",
+                None,
+            ),
             p_int("seed", "Seed of the dropout mask.", None, minimum=0, maximum=(1 << 31) - 1),
         ),
-        _identity((2, 8), "Dropout"),
-        (((8,), {"rate": 0.5}), ((3, 4), {"rate": 0.1}), ((2, 2, 2), {"rate": 0.0, "seed": 3})),
+        _dropout,
+        (
+            ((8,), {"rate": 0.5}),
+            ((3, 4), {"rate": 0.1}),
+            ((2, 2, 2), {"rate": 0.0, "seed": 3}),
+            ((4, 4, 3), {"rate": 0.2, "noise_shape": [None, 1, 1, 1]}),
+            ((5, 6), {"rate": 0.3, "noise_shape": [None, 1, 6]}),
+        ),
         ("rate",),
     ),
     LayerRule(
@@ -298,11 +320,17 @@ LAYERS = (
             p_float("epsilon", "Added to the variance for stability.", 1e-3, minimum=0),
             p_bool("center", "Learn an offset (beta).", True),
             p_bool("scale", "Learn a scale (gamma).", True),
-            p_initializer("beta_initializer", "zeros"),
-            p_initializer("gamma_initializer", "ones"),
+            *_NORM_WEIGHTS,
+            p_initializer("moving_mean_initializer", "zeros"),
+            p_initializer("moving_variance_initializer", "ones"),
         ),
         _batch_norm,
-        (((8,), {}), ((4, 4, 3), {"center": False}), ((5, 6), {"axis": 1, "scale": False})),
+        (
+            ((8,), {}),
+            ((4, 4, 3), {"center": False}),
+            ((5, 6), {"axis": 1, "scale": False}),
+            ((3, 3, 4), {"gamma_regularizer": {"name": "l2", "l2": 1e-4}, "beta_constraint": "non_neg"}),
+        ),
         (),
         dtypes="number",
     ),
@@ -314,40 +342,11 @@ LAYERS = (
             p_float("epsilon", "Added to the variance for stability.", 1e-3, minimum=0),
             p_bool("center", "Learn an offset (beta).", True),
             p_bool("scale", "Learn a scale (gamma).", True),
+            *_NORM_WEIGHTS,
         ),
         _layer_norm,
         (((8,), {}), ((4, 6), {"center": False}), ((3, 3, 5), {"epsilon": 1e-5})),
         (),
-        dtypes="number",
-    ),
-    LayerRule(
-        "Normalization",
-        "Standardises features with a fixed mean and variance given inline.",
-        (
-            Param("mean", _NUMBER_OR_LIST, "Mean: one number, or one per channel."),
-            Param("variance", _NUMBER_OR_LIST, "Variance: one number, or one per channel."),
-            _AXIS,
-        ),
-        _normalization,
-        (
-            ((3,), {"mean": [1.0, 2.0, 3.0], "variance": [1.0, 4.0, 9.0]}),
-            ((4, 2), {"mean": 0.5, "variance": 2.0}),
-            ((2, 2, 1), {"mean": [0.0], "variance": [1.0]}),
-        ),
-        (),
-        dtypes="number",
-    ),
-    LayerRule(
-        "Rescaling",
-        "Computes x * scale + offset (for example 1/255 for pixels).",
-        (p_float("scale", "Multiplier."), p_float("offset", "Added after scaling.", 0.0)),
-        _identity((2, 8), "Rescaling"),
-        (
-            ((4, 4, 3), {"scale": 0.00392156862745098}),
-            ((5,), {"scale": 2.0, "offset": -1.0}),
-            ((2, 3), {"scale": 1.0}),
-        ),
-        ("scale",),
         dtypes="number",
     ),
     LayerRule(
@@ -368,10 +367,15 @@ LAYERS = (
         (
             p_float("max_value", "Upper cap of the output (none when absent).", None, minimum=0),
             p_float("negative_slope", "Slope below the threshold.", 0.0, minimum=0),
-            p_float("threshold", "Values below it are damped.", 0.0),
+            p_float("threshold", "Values below it are damped.", 0.0, minimum=0),
         ),
         _identity((2, 8), "ReLU"),
-        (((8,), {}), ((3, 4), {"max_value": 6.0}), ((2, 2, 2), {"negative_slope": 0.1})),
+        (
+            ((8,), {}),
+            ((3, 4), {"max_value": 6.0}),
+            ((2, 2, 2), {"negative_slope": 0.1}),
+            ((5,), {"max_value": 1.0, "negative_slope": 0.2, "threshold": 0.5}),
+        ),
         ("max_value",),
     ),
     LayerRule(
@@ -382,4 +386,5 @@ LAYERS = (
         (((8,), {}), ((3, 4), {"axis": 1}), ((2, 2, 2), {})),
         ("axis",),
     ),
+    *_SCALE_LAYERS,
 )

@@ -16,6 +16,7 @@ from ..rule import (
     need_rank,
     p_activation,
     p_bool,
+    p_constraint,
     p_enum,
     p_float,
     p_initializer,
@@ -63,6 +64,9 @@ _WEIGHTS = (
     p_regularizer("recurrent_regularizer"),
     p_regularizer("bias_regularizer"),
     p_regularizer("activity_regularizer"),
+    p_constraint("kernel_constraint"),
+    p_constraint("recurrent_constraint"),
+    p_constraint("bias_constraint"),
 )
 
 _SEQUENCE = (
