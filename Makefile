@@ -1,5 +1,5 @@
 # Developer shortcuts; each target sets itself up (see .ci/setup).
-.PHONY: setup example test test-fast test-deep lint format schema docs gallery bench bench-hostile clean
+.PHONY: setup example test test-fast test-deep lint format schema docs gallery bench bench-hostile editor-check clean
 
 setup:
 	bash .ci/setup
@@ -27,7 +27,14 @@ format: setup
 
 # Regenerate the committed JSON Schema from the layer and merge registries.
 schema: setup
-	.venv/bin/fusec schema > schemas/fusec.schema.json
+	.venv/bin/fusec schema > compiler/spec/schema/fusec-1.schema.json
+
+# The schema as VS Code's JSON language service reads it (hover, completion, validation of a sample
+# spec; docs/editors.md), and the VS Code extension's own tests. Needs node and npm.
+editor-check: setup
+	npm install --prefix /tmp/fusec-editor-check --no-save --no-audit --no-fund vscode-json-languageservice@5 vscode-languageserver-textdocument@1
+	.venv/bin/fusec schema | node tools/json_service_check.mjs - --modules /tmp/fusec-editor-check/node_modules
+	node --test editors/vscode/test/
 
 # Regenerate docs/vocabulary.md from the registries.
 docs: setup

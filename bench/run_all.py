@@ -16,6 +16,9 @@ Benchmarks (one module each in bench/; ``--help`` lists every option):
     fit_speed      fit_speed.py      fusec fit's loop vs hand-written Keras model.fit (only when named)  >= 0.97
     fit_streaming  fit_streaming.py  streamed CSV/Parquet/TFRecord vs in-memory arrays (only when named) >= 0.9
     fit_workers    fit_workers.py    two fusec fit workers on localhost vs one process (only when named)
+    import     import_speed.py      fusec import / check of imported models vs Keras (only when named)
+    positions  positions_cost.py    check with line:col positions vs without, 800 nodes (only when named) <= 1.10
+    lsp        lsp_latency.py       fusec lsp edit -> diagnostics, 800 nodes, vs cold check (only when named) <= 0.3 s
 
 Each benchmark runs in a child process of its own (TensorFlow and the
 device are chosen before its import), prints its own table as it finishes,
@@ -54,6 +57,8 @@ MODULES = {
     "fit_streaming": "fit_streaming",
     "fit_workers": "fit_workers",
     "import": "import_speed",
+    "positions": "positions_cost",
+    "lsp": "lsp_latency",
 }
 DEFAULT = ("check", "compile", "inference", "fusion", "render", "scaling")
 ON_GPU = ("inference", "fusion", "fit_speed")

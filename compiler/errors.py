@@ -13,7 +13,7 @@ import contextlib
 import contextvars
 import difflib
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
@@ -195,6 +195,19 @@ def quote_names(names: Sequence[str], limit: int = 12) -> str:
 
 
 @dataclass(frozen=True)
+class Span:
+    """A place in a file: 1-based lines and columns (columns count characters), end exclusive."""
+
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+    def __str__(self) -> str:
+        return f"{self.line}:{self.col}"
+
+
+@dataclass(frozen=True)
 class Problem:
     """One thing wrong with a spec.
 
@@ -205,6 +218,9 @@ class Problem:
         code: a stable machine-readable category (``schema``, ``reference``...).
         severity: ``error`` (the spec is refused) or ``warning`` (it compiles,
             but will probably not train or serve as meant; ``--strict`` refuses it).
+        span: where the value at fault sits in the file (line and column),
+            when known: the check fills it in for every problem of the
+            checked file (``spec/positions.py``).
     """
 
     path: tuple[PathPart, ...]
@@ -212,6 +228,7 @@ class Problem:
     hint: str = ""
     code: str = "spec"
     severity: str = "error"
+    span: Span | None = field(default=None, compare=False)
 
     @property
     def jsonpath(self) -> str:
@@ -227,9 +244,28 @@ class Problem:
             text += f" ({printable(self.hint, MAX_MESSAGE)})"
         return text
 
+    def placed(self, span: Span) -> Problem:
+        """This problem at ``span`` (built directly: ``dataclasses.replace`` costs 3x more per problem)."""
+        return Problem(self.path, self.message, self.hint, self.code, self.severity, span)
+
+    def line(self, file: str | None) -> str:
+        """The ``file:line:col: error: $.path: message (hint)`` line that editors and terminals link.
+
+        Without a known place it is ``file: error: $.path: ...``; a problem
+        with neither file nor path (a missing output folder) is ``error: message``.
+        """
+        text = f"{printable(self.jsonpath, MAX_MESSAGE)}: " if (file or self.path) else ""
+        text += printable(self.message, MAX_MESSAGE)
+        if self.hint:
+            text += f" ({printable(self.hint, MAX_MESSAGE)})"
+        if file is None:
+            return f"{self.severity}: {text}"
+        where = f"{printable(file)}:{self.span}" if self.span else printable(file)
+        return f"{where}: {self.severity}: {text}"
+
     def to_json(self, file: str | None) -> dict[str, Any]:
         """The problem as a JSON object (see docs/security.md for the schema)."""
-        return {
+        out: dict[str, Any] = {
             "file": printable(file) if file is not None else None,
             "path": printable(self.jsonpath, MAX_MESSAGE),
             "code": self.code,
@@ -237,6 +273,10 @@ class Problem:
             "hint": printable(self.hint, MAX_MESSAGE),
             "severity": self.severity,
         }
+        if self.span:
+            s = self.span
+            out.update(line=s.line, column=s.col, end_line=s.end_line, end_column=s.end_col)
+        return out
 
 
 @dataclass
@@ -267,6 +307,11 @@ class FusecError(Exception):
 
     def to_json(self) -> list[dict[str, Any]]:
         return [p.to_json(self.file) for p in self.problems]
+
+    def locate(self, file: str, where: Callable[[tuple[PathPart, ...]], Span]) -> None:
+        """Give the problems of ``file`` that have no place yet the place ``where`` finds for their path."""
+        if self.file == file:
+            self.problems = [p if p.span else p.placed(where(p.path)) for p in self.problems]
 
     @classmethod
     def single(

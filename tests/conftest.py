@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Progress lines (stderr, docs/cli.md) off: tests read stderr line by line; tests/test_terminal.py turns them on.
+os.environ.setdefault("FUSEC_PROGRESS", "0")
 # Compiles sign their outputs with a per-user key (save.py); tests keep theirs in a temporary folder,
 # never the user's own (the ``state_dir`` fixture gives a test a fresh one).
 os.environ["FUSEC_STATE_DIR"] = tempfile.mkdtemp(prefix="fusec-state-")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,14 +105,32 @@ def check_text(case: Case, result: Any) -> None:
         return
     lines = result.stderr.splitlines()
     assert lines, "an error must be reported"
-    assert all(line.startswith("error: ") for line in lines), result.stderr
     assert result.stdout == "", result.stdout
-    if case.code != "output":
-        prefix = f"error: {printable(str(case.file))}: $"
-        assert all(line.startswith(prefix) for line in lines), result.stderr
-    want = f"{printable(str(case.file))}: {case.path}: " if case.code != "output" else ""
-    hits = [line for line in lines if want in line and case.fragment in line]
-    assert hits, f"no line with {want!r} and {case.fragment!r}:\n{result.stderr}"
+    if case.code == "output":
+        assert all(line.startswith("error: ") for line in lines), result.stderr
+        assert any(case.fragment in line for line in lines), result.stderr
+        return
+    assert all(error_line(line, case.file) for line in lines), result.stderr
+    hits = [line for line in lines if error_line(line, case.file, case.path) and case.fragment in line]
+    assert hits, f"no line at {case.path!r} with {case.fragment!r}:\n{result.stderr}"
+
+
+def error_line(line: str, file: str | Path, path: str = "$") -> re.Match[str] | None:
+    """The match of ``file:line:col: error: PATH...`` (``file: error: ...`` for a file with no place to point at).
+
+    Every problem of a file fusec could read carries its line and column;
+    only a file that cannot be read (code ``file``) or that is refused whole
+    (a size limit) has none.
+    """
+    shown = re.escape(printable(str(file)))
+    match = re.match(rf"{shown}(?::(\d+):(\d+))?: error: {re.escape(path)}", line)
+    if match and match.group(1) is None:
+        assert re.search(
+            r"no such file|not a regular file|cannot read|permission|loop|too long|the limit is|"
+            r"more than [\d,]+ JSON values|not UTF-8|is empty|nesting is deeper",
+            line,
+        ), f"no line:col on {line!r}"
+    return match
 
 
 def check_json(case: Case, result: Any, validator: Any) -> None:
@@ -127,6 +146,14 @@ def check_json(case: Case, result: Any, validator: Any) -> None:
     assert match, items
     if case.code:
         assert case.code in {e["code"] for e in match}, match
+    placed = [
+        e
+        for e in items
+        if e["code"] not in ("file", "limit", "output")
+        and e["file"] == str(case.file)
+        and (e["path"] != "$" or e["message"].startswith("not valid JSON"))
+    ]
+    assert all("line" in e for e in placed), [e for e in placed if "line" not in e]
 
 
 def run_case(case: Case, work: Path, systemp: Path, validator: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -18,8 +19,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from conftest import ROOT, SPECS
+from conftest import SPECS
 from fusec.cli import cli
+from fusec.spec.schema import SCHEMA_PATH
 from helpers import BLOCK_FUSEC, spec, write
 
 ALL_SPECS = sorted(SPECS.glob("*.json"))
@@ -236,7 +238,7 @@ def test_broken_spec_one_clean_line(tmp_path: Path, doc: Any, path: str, fragmen
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
     assert len(lines) == 1, result.output
-    assert lines[0].startswith(f"error: {file}: {path}")
+    assert re.match(rf"{re.escape(str(file))}:\d+:\d+: error: {re.escape(path)}", lines[0]), lines[0]
     assert fragment in lines[0]
     assert "Traceback" not in result.output
 
@@ -248,6 +250,9 @@ def test_json_errors(tmp_path: Path) -> None:
     payload = json.loads(result.output)
     assert payload["ok"] is False
     (err,) = payload["files"][0]["errors"]
+    line, col, end = err.pop("line"), err.pop("column"), err.pop("end_column")
+    assert err.pop("end_line") == line
+    assert file.read_text().splitlines()[line - 1][col - 1 : end - 1] == '"inputs": "xx"'
     assert err == {
         "file": str(file),
         "path": "$.nodes.h.inputs",
@@ -263,7 +268,7 @@ def test_check_many_reports_each(tmp_path: Path) -> None:
     bad = write(tmp_path, BROKEN[2][1], "bad.json")
     result = CliRunner().invoke(cli, ["check", str(good), str(bad)])
     assert result.exit_code == 1
-    assert f"ok: {good}" in result.output and f"error: {bad}" in result.output
+    assert f"ok: {good}" in result.output and re.search(rf"{re.escape(str(bad))}:1:\d+: error: \$", result.output)
 
 
 @pytest.mark.parametrize(
@@ -359,7 +364,7 @@ def test_compile_with_a_long_file_name_never_fails_on_the_file_system(
 
 def test_version_and_schema() -> None:
     assert run("--version").output.startswith("fusec, version ")
-    assert json.loads(run("schema").output) == json.loads((ROOT / "schemas" / "fusec.schema.json").read_text())
+    assert json.loads(run("schema").output) == json.loads(SCHEMA_PATH.read_text())
 
 
 def test_summary_table() -> None:

@@ -31,10 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from corpus_kit import COMMANDS, CORPUS, Case, committed_cases, spec, write
+from corpus_kit import COMMANDS, CORPUS, Case, committed_cases, error_line, spec, write
 
 from conftest import ROOT
-from fusec.errors import printable
 
 #: corpus files that are not cases themselves (a valid sub-spec some cases point at)
 HELPERS = {"sub_ok.json"}
@@ -461,9 +460,8 @@ def _subprocess_check(case: Case, no_tf: Path, cwd: Path) -> None:
     assert proc.returncode == case.exit, stderr
     assert "Traceback" not in stderr
     lines = stderr.splitlines()
-    prefix = f"error: {printable(str(case.file))}: {case.path}: "
-    assert all(line.startswith("error: ") for line in lines), stderr
-    assert any(line.startswith(prefix) and case.fragment in line for line in lines), stderr
+    assert all(error_line(line, case.file) for line in lines), stderr
+    assert any(error_line(line, case.file, case.path) and case.fragment in line for line in lines), stderr
 
 
 @pytest.mark.parametrize("cid", SUBPROCESS)

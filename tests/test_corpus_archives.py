@@ -32,9 +32,7 @@ from typing import Any
 import h5py
 import numpy as np
 import pytest
-from corpus_kit import Case, spec, write
-
-from fusec.errors import printable
+from corpus_kit import Case, error_line, spec, write
 
 POLICY = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}, "registered_name": None}
 
@@ -753,8 +751,7 @@ def test_archive_case_without_tensorflow(make: Callable[[Path], Case], no_tf: Pa
     )
     stderr = proc.stderr.decode("utf-8", "replace")
     assert proc.returncode == case.exit, stderr
-    prefix = f"error: {printable(str(case.file))}: {case.path}: "
-    assert any(line.startswith(prefix) and case.fragment in line for line in stderr.splitlines()), stderr
+    assert any(error_line(line, case.file, case.path) and case.fragment in line for line in stderr.splitlines()), stderr
 
 
 def test_at_least_twelve_new_cases() -> None:

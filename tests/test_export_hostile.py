@@ -181,5 +181,5 @@ def test_bad_tf_config_is_exit_1_without_tensorflow_logs(tmp_path: Path) -> None
             timeout=300,
         )
         assert done.returncode == 1, done.stderr
-        assert done.stderr.startswith("error: $TF_CONFIG") and "E0000" not in done.stderr, done.stderr
+        assert done.stderr.startswith("$TF_CONFIG: error: ") and "E0000" not in done.stderr, done.stderr
         assert not (tmp_path / "out").exists()

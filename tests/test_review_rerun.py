@@ -77,7 +77,7 @@ def test_block_output_naming_no_node_is_said_once(tmp_path: Path) -> None:
         },
     )
     result = _check(write(tmp_path, doc))
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    errors = [line for line in result.stderr.splitlines() if ": error: " in line]
     assert result.exit_code == 1
     assert len(errors) == 1 and "block `pt` output `o` names no node `x`" in errors[0], result.stderr
     assert "t__" not in result.stderr

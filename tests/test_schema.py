@@ -12,14 +12,14 @@ from hypothesis import strategies as st
 
 from conftest import ROOT, SPECS
 from fusec.errors import SchemaError
-from fusec.spec.schema import generate_schema, schema_json, validate_schema
+from fusec.spec.schema import SCHEMA_PATH, generate_schema, schema_json, validate_schema
 from fusec.vocab.layers import LAYERS
 from helpers import spec
 
 
 def test_committed_schema_is_generated() -> None:
-    committed = (ROOT / "schemas" / "fusec.schema.json").read_text()
-    assert committed == schema_json(), "run `make schema` to regenerate schemas/fusec.schema.json"
+    committed = SCHEMA_PATH.read_text(encoding="utf-8")
+    assert committed == schema_json(), f"run `make schema` to regenerate {SCHEMA_PATH.name}"
 
 
 def test_schema_is_valid_2020_12() -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
+from fusec.spec.schema import SCHEMA_PATH
 
 PACKAGE = ROOT / "compiler"  # imported as ``fusec``
 
@@ -26,17 +27,27 @@ LAYERS: dict[str, int] = {
     "vocab": 1,
     "spec": 2,
     "static": 3,
+    "templates": 3,
     "keras": 4,
     "data": 5,
     "importer": 5,
     "train": 6,
     "render": 7,
+    "lsp": 7,
     "cli": 8,
     "__init__": 9,
     "__main__": 9,
 }
 #: Pairs that the order above would allow but that are refused all the same.
-FORBIDDEN: set[tuple[str, str]] = {("render", "keras"), ("render", "data"), ("render", "train")}
+FORBIDDEN: set[tuple[str, str]] = {
+    ("render", "keras"),
+    ("render", "data"),
+    ("render", "train"),
+    ("lsp", "keras"),  # the language server checks as `fusec check` does: never TensorFlow
+    ("lsp", "data"),
+    ("lsp", "train"),
+    ("lsp", "render"),
+}
 #: The only parts that may import ``cli``.
 CLI_USERS: set[str] = {"__main__", "cli"}
 
@@ -44,7 +55,8 @@ MAX_MODULE_LINES = 450
 MAX_FUNCTION_LINES = 60
 #: The committed schema, pretty-printed. Issue 13 took it from 6,561 to about 8,300 lines: initializers,
 #: regularizers and constraints with closed arguments (~750) and configs that may hold block params (~440).
-MAX_SCHEMA_LINES = 9000
+#: Issue 14 took it to about 9,240: per-value docs, true defaults and snippets for editors (~910).
+MAX_SCHEMA_LINES = 9800
 
 
 # --- the module graph ------------------------------------------------------------
@@ -233,8 +245,8 @@ def test_no_module_is_too_long() -> None:
 
 
 def test_the_schema_is_not_too_long() -> None:
-    lines = len((ROOT / "schemas" / "fusec.schema.json").read_text(encoding="utf-8").splitlines())
-    assert lines < MAX_SCHEMA_LINES, f"schemas/fusec.schema.json has {lines} lines"
+    lines = len(SCHEMA_PATH.read_text(encoding="utf-8").splitlines())
+    assert lines < MAX_SCHEMA_LINES, f"{SCHEMA_PATH.name} has {lines} lines"
 
 
 def _long_functions(path: Path, root: Path = ROOT) -> Iterator[str]:

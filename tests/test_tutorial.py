@@ -223,7 +223,7 @@ def _check_data_errors(work: Path, env: dict[str, str]) -> None:
         ["bash", "-c", command.removeprefix("$ ")], cwd=work, env=env, capture_output=True, text=True, check=False
     )
     assert done.returncode == 1, done.stdout + done.stderr
-    printed = [line for line in (done.stdout + done.stderr).splitlines() if line.startswith("error: ")]
+    printed = [line for line in (done.stdout + done.stderr).splitlines() if ": error: " in line]
     assert printed == shown, "docs/training.md's data-check example is stale:\n" + "\n".join(printed)
     assert sorted(p.name for p in (work / "out").iterdir()) == before
 

@@ -19,6 +19,8 @@ from .compile import compile_command
 from .export import export_command
 from .fit import fit_command
 from .importer import import_command
+from .init import init_command
+from .lsp import lsp_command
 from .render import render_command
 from .report import internal
 from .schema import schema
@@ -42,6 +44,8 @@ for _command in (
     schema,
     export_command,
     import_command,
+    init_command,
+    lsp_command,
 ):
     cli.add_command(_command)
 

@@ -9,6 +9,7 @@ import click
 
 from ..errors import MAX_MESSAGE, printable
 from .options import CheckOptions, check_options, spec_arg
+from .progress import quiet_option, showing
 from .report import echo_json, guard, warn
 
 
@@ -59,17 +60,28 @@ def _report(spec: Path, checked: Any, art: Any, as_json: bool) -> None:
     show_default=True,
     help="Which artifacts to write.",
 )
+@quiet_option
 @check_options
-def compile_command(spec: Path, output: Path | None, fmt: str, opts: CheckOptions) -> None:
-    """Compile a spec into a SavedModel and a trainable .keras archive."""
+def compile_command(spec: Path, output: Path | None, fmt: str, quiet: bool, opts: CheckOptions) -> None:
+    """Compile a spec into a SavedModel and a trainable .keras archive.
+
+    Progress goes to stderr: a status line on a terminal, one line per stage
+    otherwise (none with --json or --quiet); see docs/cli.md.
+    """
     from ..keras.pipeline import build_and_save, check_output, output_folder
     from ..keras.tf import keras_warnings, quiet_environment
 
     quiet_environment()
-    checked = opts.checked(spec)
-    warn(checked, opts.as_json)
-    out: Path = guard(lambda: output_folder(checked, fmt, output), opts.as_json)
-    guard(lambda: check_output(checked, out), opts.as_json)
-    with keras_warnings():
-        art = guard(lambda: build_and_save(checked, out, fmt), opts.as_json)
+    with showing("compile", quiet, opts.as_json) as progress:
+
+        def check() -> Any:
+            with progress.stage(f"checking {printable(str(spec))}", announce=False):
+                return opts.check(spec)
+
+        checked = guard(check, opts.as_json)
+        warn(checked, opts.as_json)
+        out: Path = guard(lambda: output_folder(checked, fmt, output), opts.as_json)
+        guard(lambda: check_output(checked, out), opts.as_json)
+        with keras_warnings(checked):
+            art = guard(lambda: build_and_save(checked, out, fmt), opts.as_json)
     _report(spec, checked, art, opts.as_json)

@@ -10,6 +10,7 @@ import click
 
 from ..errors import printable
 from .options import json_option
+from .progress import quiet_option, showing
 from .report import echo_json, guard
 
 _FORMATS = ("savedmodel", "tflite", "onnx")  # fusec.train.export_formats.FORMATS, without importing it here
@@ -56,8 +57,9 @@ def _name(ctx: click.Context, param: click.Parameter, value: str | None) -> str 
 )
 @click.option("--name", callback=_name, help="The model's folder name under DIR (default: the model's name).")
 @json_option
+@quiet_option
 def export_command(
-    model: Path, serving_dir: Path, version: int | None, fmt: str, name: str | None, as_json: bool
+    model: Path, serving_dir: Path, version: int | None, fmt: str, name: str | None, as_json: bool, quiet: bool
 ) -> None:
     """Export MODEL as a numbered version of a serving folder: TF Serving, TensorFlow Lite or ONNX.
 
@@ -72,9 +74,11 @@ def export_command(
     quiet_environment()
 
     def run() -> Any:
-        return export_model(model, serving_dir, version=version, fmt=fmt, name=name)
+        # Shown once TensorFlow is imported: the checks before it print only their errors.
+        with progress.stage(f"exporting {printable(str(model))} as {fmt}", announce=False):
+            return export_model(model, serving_dir, version=version, fmt=fmt, name=name)
 
-    with keras_warnings():
+    with showing("export", quiet, as_json) as progress, keras_warnings():
         done = guard(run, as_json)
     if as_json:
         echo_json({"ok": True, "path": str(done.path), "version": done.version, "format": done.fmt, "name": done.name})

@@ -11,6 +11,7 @@ import click
 
 from ..errors import MAX_MESSAGE, printable
 from .options import CheckOptions, check_options, spec_arg
+from .progress import quiet_option, showing
 from .report import echo_json, guard, warn
 
 #: The largest count an option takes (``fusec.train.fit.MAX_COUNT``): a bound, not a recommendation.
@@ -103,8 +104,9 @@ def _report(fitted: Any, as_json: bool) -> None:
     "--backup-dir", type=click.Path(), callback=_path, help="Where the backup lives (default: OUT.fit-backup)."
 )
 @click.option("--restart", is_flag=True, help="Discard a backup of an earlier run instead of resuming it.")
+@quiet_option
 @check_options
-def fit_command(spec: Path, opts: CheckOptions, **given: Any) -> None:
+def fit_command(spec: Path, opts: CheckOptions, quiet: bool, **given: Any) -> None:
     """Train a spec on data; write compile's outputs plus history.json and history.png.
 
     Rerunning the same command after a crash resumes from the last backup.
@@ -116,11 +118,12 @@ def fit_command(spec: Path, opts: CheckOptions, **given: Any) -> None:
     quiet_environment()
     checked = opts.checked(spec)
     warn(checked, opts.as_json)
-    options = FitOptions(
-        stream=sys.stderr if opts.as_json else sys.stdout,
-        backup=given.pop("backup_dir"),
-        **given,
-    )
-    with keras_warnings():
-        fitted = guard(lambda: fit_checked(checked, options), opts.as_json)
+    with showing("fit", quiet, opts.as_json):  # the stages before training: Keras shows the epochs
+        options = FitOptions(
+            stream=sys.stderr if opts.as_json else sys.stdout,
+            backup=given.pop("backup_dir"),
+            **given,
+        )
+        with keras_warnings(checked):
+            fitted = guard(lambda: fit_checked(checked, options), opts.as_json)
     _report(fitted, opts.as_json)

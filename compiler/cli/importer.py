@@ -12,6 +12,7 @@ import click
 
 from ..errors import printable
 from .options import json_option
+from .progress import quiet_option, showing
 from .report import echo_json, guard
 
 
@@ -44,6 +45,7 @@ def _spec_out(ctx: click.Context, param: click.Parameter, value: str) -> Path:
 @click.option("--classes", type=click.IntRange(min=1), default=None, help="keras.applications: the class count.")
 @click.option("--name", default=None, help="The spec's model name (default: the Keras model's).")
 @json_option
+@quiet_option
 def import_command(
     source: str,
     out: Path,
@@ -52,17 +54,22 @@ def import_command(
     classes: int | None,
     name: str | None,
     as_json: bool,
+    quiet: bool,
 ) -> None:
     """Import a Keras model: a .keras archive, or keras.applications.NAME.
 
     Writes SPEC.json and, when the model has weights, <stem>.weights.npz beside it.
     """
     from ..importer import import_source
+    from ..keras.tf import keras_warnings
 
-    report: Any = guard(
-        lambda: import_source(source, out, blocks=blocks, input_shape=input_shape, classes=classes, name=name),
-        as_json,
-    )
+    def run() -> Any:
+        # Shown once TensorFlow is imported (keras.applications); an archive's import needs none.
+        with progress.stage(f"converting {printable(source)}", announce=False):
+            return import_source(source, out, blocks=blocks, input_shape=input_shape, classes=classes, name=name)
+
+    with showing("import", quiet, as_json) as progress, keras_warnings():
+        report: Any = guard(run, as_json)
     if as_json:
         echo_json(
             {

@@ -19,6 +19,7 @@ import click
 from ..errors import printable
 from ..static.budget import DEFAULT_MAX_PARAMS
 from .report import guard
+from .style import complete_spec_paths
 
 
 def _memory_size(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
@@ -65,7 +66,9 @@ def spec_paths(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print results and errors as JSON.")
-spec_arg = click.argument("spec", type=click.Path(dir_okay=True, exists=False), callback=spec_paths)
+spec_arg = click.argument(
+    "spec", type=click.Path(dir_okay=True, exists=False), callback=spec_paths, shell_complete=complete_spec_paths
+)
 _CHECK_OPTIONS = (
     json_option,
     click.option(

@@ -18,6 +18,7 @@ import click
 
 from ..errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, MAX_MESSAGE, FusecError, Problem, printable
 from ..version import __version__
+from .style import echo_err, paint_diagnostic
 
 
 def _spec_param() -> str | None:
@@ -45,7 +46,7 @@ def emit_errors(errors: list[FusecError], as_json: bool) -> None:
         return
     for err in errors:
         for problem in err.problems:
-            click.echo(f"{problem.severity}: {problem.format(err.file)}", err=True)
+            echo_err(paint_diagnostic(problem.line(err.file)))
 
 
 def internal(exc: BaseException, as_json: bool) -> NoReturn:
@@ -54,11 +55,8 @@ def internal(exc: BaseException, as_json: bool) -> NoReturn:
     if as_json:
         problem = Problem((), f"internal error in fusec {__version__}: {what}", "this is a bug in fusec", "internal")
         emit_errors([FusecError([problem])], True)
-    click.echo(
-        f"error: internal error in fusec {__version__}: {what}\n"
-        "This is a bug in fusec, not in your spec. Re-run with FUSEC_DEBUG=1 for the traceback and report it.",
-        err=True,
-    )
+    echo_err(paint_diagnostic(f"error: internal error in fusec {__version__}: {what}"))
+    echo_err("This is a bug in fusec, not in your spec. Re-run with FUSEC_DEBUG=1 for the traceback and report it.")
     sys.exit(EXIT_INTERNAL)
 
 
@@ -96,7 +94,7 @@ def warn(checked: Any, as_json: bool) -> None:
     if as_json:
         return
     for problem in checked.warnings:
-        click.echo(f"warning: {problem.format(checked.spec.file)}", err=True)
+        echo_err(paint_diagnostic(problem.line(checked.spec.file)))
 
 
 def echo_json(payload: Any) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import FusecError, Problem
+from ..errors import FusecError, Problem, Span
 
 #: The most problems one error reports (then one line says how many more there were).
 MAX_PROBLEMS = 20
@@ -125,7 +125,10 @@ class Findings:
             if f.count > 1 and f.row is not None:  # a count of rows: a whole column's or file's problem has none
                 text += f"; {f.count} {self.row_noun}s in all"
             path = tuple(p for p in (f.column, f.row) if p is not None)
-            out.append(Problem(path, text, f.hint, f.code))
+            # A row of a text file is a place editors and CI can point at: the whole line (one file only,
+            # since the error names the pattern or folder when there are several).
+            line = Span(f.line, 1, f.line + 1, 1) if f.line is not None and not self.several else None
+            out.append(Problem(path, text, f.hint, f.code, span=line))
         extra = len(self._found) - MAX_PROBLEMS
         if extra > 0:
             out.append(Problem((), f"... and {extra} more problems of other kinds or columns", "", "data"))

@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import OutputError, printable
+from ..errors import FusecError, OutputError, printable
 from ..static.check import Checked
+from .tf import StageHook
 
 
 def output_folder(checked: Checked, fmt: str, given: Path | None = None) -> Path:
@@ -55,15 +56,35 @@ def check_output(checked: Checked, out: Path) -> None:
     check_destination(out.absolute(), input_files(checked))
 
 
-def build_and_save(checked: Checked, out: Path, fmt: str = "all") -> object:
-    """Build the Keras model and write its artifacts atomically; returns ``Artifacts``."""
+def build_and_save(checked: Checked, out: Path, fmt: str = "all", stages: StageHook | None = None) -> object:
+    """Build the Keras model and write its artifacts atomically; returns ``Artifacts``.
+
+    Each step is a stage (``keras.tf.stage``): ``tensorflow``, ``build``, then
+    ``savedmodel`` and ``keras`` (in ``save_artifacts``); TensorFlow's C++
+    log lines printed meanwhile are filtered as at its import
+    (``keras.tf.native_logs``).
+
+    Args:
+        checked: the checked spec.
+        out: the output folder (``output_folder``), checked by ``check_output``.
+        fmt: ``all``, ``savedmodel`` or ``keras``.
+        stages: where to report the stages (default: the hook in force, if any).
+    """
     from .build import build_model
     from .save import save_artifacts
+    from .tf import import_keras, native_logs, reporting_stages, stage
     from .weights import set_weights
 
-    model = build_model(checked, compile=fmt != "savedmodel")
-    set_weights(model, checked)  # the spec's weights file (fusec import), before anything is saved
-    return save_artifacts(model, checked, out, fmt)
+    with reporting_stages(stages):
+        import_keras()
+        try:
+            with stage("build", f"{len(checked.order)} nodes"), native_logs():
+                model = build_model(checked, compile=fmt != "savedmodel")
+                set_weights(model, checked)  # the spec's weights file (fusec import), before anything is saved
+        except FusecError as err:  # Keras refused a node: its line and column in the spec, as the check's
+            raise checked.spec.locate(err) from None
+        with native_logs():  # save_artifacts shows its stages: savedmodel, keras
+            return save_artifacts(model, checked, out, fmt)
 
 
 def compile_checked(checked: Checked, out: Path | None = None, fmt: str = "all") -> object:

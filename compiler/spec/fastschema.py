@@ -28,7 +28,10 @@ Check = Callable[[Any], bool]
 #: keywords that never change a verdict
 _ANNOTATIONS = frozenset(
     {"title", "description", "default", "examples", "$id", "$schema", "$comment", "$defs", "deprecated",
-     "markdownDescription", "defaultSnippets", "readOnly", "writeOnly", "format", "then", "else"}
+     "markdownDescription", "defaultSnippets", "readOnly", "writeOnly", "format", "then", "else",
+     # editors' annotations (VS Code's JSON language service): no effect on validation
+     "enumDescriptions", "markdownEnumDescriptions", "deprecationMessage", "errorMessage", "doNotSuggest",
+     "suggestSortText"}
 )  # fmt: skip
 
 

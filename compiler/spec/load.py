@@ -13,16 +13,18 @@ capped, and each cap is checked in time linear in the capped quantity.
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import json
 import re
 import stat
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import LoadError, PathPart, Problem
+from ..errors import FusecError, LoadError, PathPart, Problem, Span
+from .positions import Positions
 
 MAX_BYTES = 8 * 1024 * 1024  # far above any real spec; keeps a hostile file cheap to refuse
 MAX_DEPTH = 64  # a spec nests about 8 deep; Bidirectional config adds 2
@@ -51,6 +53,30 @@ class Spec:
     @property
     def file(self) -> str:
         return str(self.path)
+
+    @functools.cached_property
+    def positions(self) -> Positions:
+        """The line and column of every key and value (scanned on first use; ``positions.py``)."""
+        return Positions.of(self.text.removeprefix("\ufeff"))
+
+    def _places(self, problems: Sequence[Problem]) -> Positions:
+        """The positions these problems need: all of them once scanned, else only their paths' (cheaper)."""
+        if "positions" in self.__dict__:
+            return self.positions
+        return Positions.of(self.text.removeprefix("\ufeff"), only=[p.path for p in problems if p.span is None])
+
+    def locate(self, err: FusecError) -> FusecError:
+        """``err`` with a place (line and column) on each of its problems about this file."""
+        if err.file == self.file and any(p.span is None for p in err.problems):
+            err.locate(self.file, self._places(err.problems).locate)
+        return err
+
+    def located(self, problems: Sequence[Problem]) -> tuple[Problem, ...]:
+        """``problems`` (warnings) with their places in this file."""
+        if all(p.span for p in problems):
+            return tuple(problems)
+        where = self._places(problems).locate
+        return tuple(p if p.span else p.placed(where(p.path)) for p in problems)
 
 
 class _Bad:
@@ -237,9 +263,9 @@ def parse_spec(data: bytes, file: str) -> Any:
             parse_float=parse.float,
         )
     except json.JSONDecodeError as exc:
-        raise LoadError.single(
-            (), f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}", "", "json", file
-        ) from None
+        at = Span(exc.lineno, exc.colno, exc.lineno, exc.colno + 1)
+        message = f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        raise LoadError([Problem((), message, "", "json", span=at)], file=file) from None
     except RecursionError:
         raise LoadError.single(
             (), f"nesting is deeper than {MAX_DEPTH} levels", "flatten the document", "json", file
@@ -266,11 +292,13 @@ _STAT_ERRORS = {
 }
 
 
-def load_spec(path: str | Path) -> Spec:
+def load_spec(path: str | Path, source: str | None = None) -> Spec:
     """Read a spec file strictly.
 
     Args:
         path: the spec's path.
+        source: the spec's text when it is not read from ``path`` (an
+            editor's unsaved buffer): it is checked as if it were the file.
 
     Returns:
         The loaded Spec (parsed, not yet validated).
@@ -286,6 +314,8 @@ def load_spec(path: str | Path) -> Spec:
     """
     p = Path(path)
     file = str(path)
+    if source is not None:
+        return _parsed(p, source.encode("utf-8", "surrogatepass"))
     try:
         mode = p.stat().st_mode
     except OSError as exc:
@@ -298,5 +328,19 @@ def load_spec(path: str | Path) -> Spec:
             data = fh.read(MAX_BYTES + 1)
     except OSError as exc:
         raise LoadError.single((), f"cannot read the file: {exc.strerror}", "", "file", file) from None
-    doc = parse_spec(data, file)
-    return Spec(p, doc, hashlib.sha256(data).hexdigest(), data.decode("utf-8"))
+    return _parsed(p, data)
+
+
+def _parsed(path: Path, data: bytes) -> Spec:
+    """The Spec of a file's bytes; a refusal of a value names its line and column."""
+    try:
+        doc = parse_spec(data, str(path))
+    except LoadError as err:
+        try:
+            text = data.decode("utf-8").removeprefix("\ufeff")
+        except UnicodeDecodeError:
+            raise err from None
+        if any(p.path for p in err.problems):  # a limit on the whole file has no place to scan for
+            err.locate(str(path), Positions.of(text, only=[p.path for p in err.problems]).locate)
+        raise err from None
+    return Spec(path, doc, hashlib.sha256(data).hexdigest(), data.decode("utf-8"))

@@ -117,6 +117,7 @@ def check_spec(
     strict: bool = False,
     max_memory: int | None = None,
     trust: Sequence[str] = (),
+    source: str | None = None,
 ) -> Checked:
     """Run every static check on a spec file.
 
@@ -131,21 +132,24 @@ def check_spec(
             memory than this many bytes (None: the default budget, budget.py).
         trust: packages whose classes `model` nodes naming them (``"trust"``)
             may load, as the CLI's ``--trust`` (none by default).
+        source: the spec's text, checked as if it were the file at ``path``
+            (an editor's unsaved buffer; sub-model paths resolve beside ``path``).
 
     Returns:
-        The checked spec, with its warnings.
+        The checked spec, with its warnings, each with its line and column.
 
     Raises:
         FusecError: every problem found, in one run (a problem in one node does not hide those in
-            nodes it does not feed); the class names the first stage that failed.
+            nodes it does not feed); the class names the first stage that failed. Each problem of
+            this file carries its line and column (``Problem.span``).
 
     Example: ``check_spec("specs/image_tag.json").totals.params`` is 70,529.
     """
     if trust:
         with trusting(tuple(trust)):
-            return check_spec(path, max_params, allowed, _stack, strict, max_memory)
+            return check_spec(path, max_params, allowed, _stack, strict, max_memory, source=source)
     with suggestion_budget():
-        return _check_spec(path, max_params, allowed, _stack, strict, max_memory)
+        return _check_spec(path, max_params, allowed, _stack, strict, max_memory, source)
 
 
 def _check_spec(
@@ -155,9 +159,27 @@ def _check_spec(
     _stack: tuple[Path, ...],
     strict: bool,
     max_memory: int | None,
+    source: str | None = None,
 ) -> Checked:
-    """``check_spec``'s stages, inside one did-you-mean budget."""
-    spec = load_spec(path)
+    """``check_spec``'s stages, inside one did-you-mean budget; problems and warnings get their places."""
+    spec = load_spec(path, source)
+    try:
+        checked = _stages(spec, max_params, allowed, _stack, strict, max_memory)
+    except FusecError as err:
+        raise spec.locate(err) from None
+    return replace(checked, warnings=spec.located(checked.warnings)) if checked.warnings else checked
+
+
+# long: the stages in order, each adding its problems to the run.
+def _stages(
+    spec: Spec,
+    max_params: int,
+    allowed: Sequence[str | Path],
+    _stack: tuple[Path, ...],
+    strict: bool,
+    max_memory: int | None,
+) -> Checked:
+    """Schema, blocks, graph, shapes, weights and training checks of a loaded spec."""
     run = _Run(spec, problems=schema_problems(spec.doc) + input_case_problems(spec.doc))
     doc = usable_doc(spec.doc, run.problems)
     if doc is None:

@@ -1,7 +1,7 @@
 """The vocabulary's building blocks: config parameters, layer rules, shape math.
 
 A layer rule says everything fusec knows about one Keras layer type: which
-config keys it takes (and their JSON Schema, from which ``schemas/`` is
+config keys it takes (and their JSON Schema, from which ``fusec-1.schema.json`` is
 generated), how its output shape and parameter count follow from its input
 shape (pure Python, so ``check`` never imports TensorFlow), and example
 configs that the test suite replays through Keras itself so the static rule

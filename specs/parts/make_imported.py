@@ -82,7 +82,7 @@ def main() -> None:
         report = import_source(str(archive), SPEC, blocks=True)
     # fusec import does not carry Keras's compile settings over: the loss the model was trained with is added here.
     doc = json.loads(SPEC.read_text(encoding="utf-8"))
-    doc["$schema"] = "../schemas/fusec.schema.json"
+    doc["$schema"] = "../compiler/spec/schema/fusec-1.schema.json"
     doc["doc"] += " Rebuilt by specs/parts/make_imported.py, which adds the loss and training settings."
     doc["outputs"]["probs"].update({"loss": "categorical_crossentropy", "metrics": ["categorical_accuracy"]})
     doc["training"] = {"optimizer": "adam", "learning_rate": 0.001}

@@ -178,10 +178,12 @@ def _write_all(
     model: Any, checked: Checked, stage: Path, fmt: str, more: Mapping[str, Any]
 ) -> tuple[Path | None, Path | None]:
     """Write every artifact into ``stage``; return the SavedModel folder and the archive written (or None)."""
+    from ..tf import stage as tf_stage
+
     saved = keras_path = None
     if fmt in ("all", "savedmodel"):
         saved = stage / "saved_model"
-        with contextlib.redirect_stdout(None):
+        with tf_stage("savedmodel"), contextlib.redirect_stdout(None):
             export_saved_model(model, saved)
     if fmt in ("all", "keras"):
         if getattr(model, "optimizer", None) is not None and not model.optimizer.built:
@@ -189,7 +191,8 @@ def _write_all(
             # restores a complete optimizer instead of warning and skipping it.
             model.optimizer.build(model.trainable_variables)
         keras_path = stage / archive_name(checked.name)
-        model.save(str(keras_path))
+        with tf_stage("keras", archive_name(checked.name)):
+            model.save(str(keras_path))
     (stage / "spec.json").write_text(checked.spec.text, encoding="utf-8")
     (stage / "spec.json.sha256").write_text(f"{checked.spec.sha256}  spec.json\n", encoding="utf-8")
     formats = [p for p, written in (("saved_model", saved), ("keras", keras_path)) if written]

@@ -2,7 +2,9 @@
 
 - ``names``: the names rule for ids and names (patterns, ``derive_name``);
 - ``generate``: the schema, generated from the layer and merge registries
-  (``defs`` shares repeated parameter schemas under ``$defs``);
+  (``defs`` shares repeated parameter schemas under ``$defs``; ``editor`` adds
+  per-value docs, defaults and snippets for editors); its committed copy,
+  ``fusec-1.schema.json``, ships beside these modules (``SCHEMA_PATH``);
 - ``validator``: jsonschema's validator with fast paths for the generated forms;
 - ``messages``: each jsonschema error in words, by a table of keyword handlers;
 - ``problems``: the front end, a fastschema yes/no first, then every violation.
@@ -16,6 +18,7 @@ from .generate import DTYPES as DTYPES
 from .generate import KIND_KEYS as KIND_KEYS
 from .generate import OPTIMIZERS as OPTIMIZERS
 from .generate import SCHEMA_ID as SCHEMA_ID
+from .generate import SCHEMA_PATH as SCHEMA_PATH
 from .generate import generate_schema as generate_schema
 from .generate import schema_json as schema_json
 from .messages import KERAS_MERGES as KERAS_MERGES

@@ -1,11 +1,14 @@
 """The spec's contract, as JSON Schema 2020-12, generated from the vocabulary.
 
 The layer and merge registries write the vocabulary once; this module turns
-it into the schema. ``schemas/fusec.schema.json`` is this generator's output,
-committed for editors and other tools (a test keeps the two equal, and
+it into the schema. ``fusec-1.schema.json`` beside this module is this
+generator's output, shipped in the package for editors and other tools
+(``fusec schema --path`` prints where; a test keeps the two equal, and
 ``make schema`` rewrites it). Each layer's config is written once, under
 ``$defs``, and referred to by nodes and shared layers alike; parameter
 schemas that many configs repeat are shared the same way (see ``defs``).
+``editor`` adds what editors show and never a verdict: each value's doc,
+each key's default, snippets for new nodes.
 """
 
 from __future__ import annotations
@@ -13,17 +16,31 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from ...vocab.layers import LAYERS
-from ...vocab.losses import objective_schema
+from ...vocab.losses import LOSS_RULES, METRIC_RULES, objective_schema
 from ...vocab.merges import MERGES
 from ...vocab.rule import config_schema
 from .defs import hoist_repeated
+from .editor import (
+    INPUT_SNIPPETS,
+    NODE_SNIPPETS,
+    OUTPUT_SNIPPETS,
+    describe_values,
+    objective_defaults,
+    with_defaults,
+)
 from .names import EXTERNAL_PATTERN, ID_PATTERN, INPUT_ID_PATTERN, REF_PATTERN
 from .params import BLOCK_NODE_NOTE, block_params_schema, instance_params_schema, param_defs, repeat_schema
+from .training import OPTIMIZERS as OPTIMIZERS
+from .training import training_schema
 
 SCHEMA_ID = "https://fusec.dev/schemas/fusec-1.schema.json"
+
+#: The committed schema, shipped inside the package (package data): what ``fusec schema --path`` prints.
+SCHEMA_PATH = Path(__file__).resolve().with_name("fusec-1.schema.json")
 
 #: The keys each kind of node may have (the kind's own key first).
 KIND_KEYS: dict[str, tuple[str, ...]] = {
@@ -35,8 +52,6 @@ KIND_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 DTYPES = ("float32", "float16", "bfloat16", "float64", "int32", "int64", "uint8", "bool")
-
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad", "adadelta", "adamax", "nadam", "lion", "ftrl")
 
 
 def _doc(schema: dict[str, Any], title: str, description: str) -> dict[str, Any]:
@@ -114,7 +129,8 @@ def _merge_configs(in_block: bool = False) -> list[dict[str, Any]]:
     """One ``if merge then config (and named inputs)`` branch per merge mode."""
     out = []
     for name, rule in MERGES.items():
-        then: dict[str, Any] = {"properties": {"config": _param_aware(config_schema(rule), in_block)}}
+        config = with_defaults(config_schema(rule), rule)
+        then: dict[str, Any] = {"properties": {"config": _param_aware(config, in_block)}}
         if rule.slots is not None:
             then["properties"]["inputs"] = _slots_schema(name, rule.slots, rule.slot_docs)
         if any(p.required for p in rule.params):
@@ -126,7 +142,7 @@ def _merge_configs(in_block: bool = False) -> list[dict[str, Any]]:
 def _defs() -> dict[str, Any]:
     """The schema's ``$defs``: the node, each layer's config, and the parameter schemas configs share."""
     defs: dict[str, Any] = {"node": _node_schema(), **param_defs()}
-    defs.update((name, config_schema(rule)) for name, rule in LAYERS.items())
+    defs.update((name, with_defaults(config_schema(rule), rule)) for name, rule in LAYERS.items())
     hoist_repeated(defs, LAYERS)
     return defs
 
@@ -208,6 +224,7 @@ def _node_schema() -> dict[str, Any]:
         "properties": props,
         "additionalProperties": False,
         "required": ["inputs"],
+        "defaultSnippets": NODE_SNIPPETS,
         "oneOf": [{"required": [kind]} for kind in KIND_KEYS],
         "allOf": [
             *_layer_configs(in_block=True),
@@ -289,12 +306,14 @@ def _input_schema() -> dict[str, Any]:
         },
         "required": ["shape"],
         "additionalProperties": False,
+        "defaultSnippets": INPUT_SNIPPETS,
     }
 
 
 def _output_schema() -> dict[str, Any]:
     # The output's own title and description stand for the loss union's.
-    loss = {k: v for k, v in objective_schema("loss").items() if k not in ("title", "description")}
+    loss = objective_defaults(objective_schema("loss"), LOSS_RULES)
+    loss = {k: v for k, v in loss.items() if k not in ("title", "description")}
     return {
         "type": "object",
         "title": "output",
@@ -313,7 +332,12 @@ def _output_schema() -> dict[str, Any]:
                 "Weight of this loss. Default: 1.",
             ),
             "metrics": _doc(
-                {"type": "array", "items": objective_schema("metric"), "uniqueItems": True, "maxItems": 64},
+                {
+                    "type": "array",
+                    "items": objective_defaults(objective_schema("metric"), METRIC_RULES),
+                    "uniqueItems": True,
+                    "maxItems": 64,
+                },
                 "metrics",
                 'Metrics reported for this output: names, or {"name": NAME, ...its arguments}.',
             ),
@@ -321,52 +345,7 @@ def _output_schema() -> dict[str, Any]:
         },
         "required": ["from"],
         "additionalProperties": False,
-    }
-
-
-def _training_schema() -> dict[str, Any]:
-    return {
-        "type": "object",
-        "title": "training",
-        "description": "How the model trains: the optimizer (model.compile) and the defaults of `fusec fit`.",
-        "properties": {
-            "optimizer": _doc(
-                {"type": "string", "enum": list(OPTIMIZERS)}, "optimizer", "Optimizer by name. Default: adam."
-            ),
-            "learning_rate": _doc(
-                {"type": "number", "exclusiveMinimum": 0, "maximum": 10},
-                "learning_rate",
-                "Learning rate. Default: the optimizer's own (0.001 for adam).",
-            ),
-            "clipnorm": _doc({"type": "number", "exclusiveMinimum": 0}, "clipnorm", "Clip each gradient to this norm."),
-            "weight_decay": _doc(
-                {"type": "number", "minimum": 0, "maximum": 1}, "weight_decay", "Decoupled weight decay."
-            ),
-            "epochs": _doc(
-                {"type": "integer", "minimum": 1, "maximum": 1000000},
-                "epochs",
-                "Passes over the training data for `fusec fit` (its --epochs wins). Default: 10.",
-            ),
-            "batch_size": _doc(
-                {"type": "integer", "minimum": 1, "maximum": 1048576},
-                "batch_size",
-                "Examples per step, over all devices and workers, for `fusec fit` "
-                "(its --batch-size wins). Default: 32.",
-            ),
-            "validation_split": _doc(
-                {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
-                "validation_split",
-                "Fraction of the training data (its last examples, as Keras takes them) held out for validation "
-                "when `fusec fit` has no --validation file.",
-            ),
-            "early_stopping": _doc(
-                {"type": "integer", "minimum": 1, "maximum": 100000},
-                "early_stopping",
-                "Stop `fusec fit` after this many epochs without a lower validation loss, and keep the best "
-                "epoch's weights (its --early-stopping wins).",
-            ),
-        },
-        "additionalProperties": False,
+        "defaultSnippets": OUTPUT_SNIPPETS,
     }
 
 
@@ -392,52 +371,54 @@ def generate_schema() -> dict[str, Any]:
 
     Returns:
         The schema as a dict; ``json.dumps(..., indent=2, sort_keys=True)`` of
-        it is the committed ``schemas/fusec.schema.json``.
+        it is the committed ``SCHEMA_PATH``.
     """
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": SCHEMA_ID,
-        "title": "fusec spec",
-        "description": "A neural network as a graph of inputs, layers, shared layers, merges and outputs.",
-        "type": "object",
-        "properties": {
-            "$schema": _doc({"type": "string"}, "$schema", "The schema this file follows (for editors)."),
-            "fusec": _doc(
-                {"type": "integer", "const": 1},
-                "fusec",
-                "Spec format version, the integer 1. This schema describes version 1.",
-            ),
-            "name": _doc({"type": "string", "pattern": ID_PATTERN}, "name", "Model name (the Keras model's name)."),
-            "doc": _doc({"type": "string", "maxLength": 20000}, "doc", "Free text about the model."),
-            "seed": _doc(
-                {"type": "integer", "minimum": 0, "maximum": (1 << 31) - 1},
-                "seed",
-                "Seed for weight initialisation: the same spec and seed give identical weights.",
-            ),
-            "weights": _doc(
-                {"type": "string", "minLength": 1, "maxLength": 4096},
-                "weights",
-                "A weights file (.npz, as `fusec import` writes) beside the spec or below its folder: "
-                "arrays keyed by node or shared-layer id, loaded at compile as data (never code).",
-            ),
-            "inputs": _section(_input_schema(), "inputs", "Model inputs by id.", 1, INPUT_ID_PATTERN),
-            "shared": _section(_shared_schema(), "shared", "Layers called by several nodes, by id."),
-            "blocks": _section(_block_schema(), "blocks", "Reusable sub-graphs by id."),
-            "nodes": _section(
-                {"$ref": "#/$defs/node", "properties": {"config": {"not": {"$ref": "#/$defs/with_param"}}}},
-                "nodes",
-                "The graph's nodes by id; file order does not matter.",
-                1,
-            ),
-            "outputs": _section(_output_schema(), "outputs", "Model outputs by name.", 1),
-            "training": _training_schema(),
-        },
-        "required": ["fusec", "inputs", "nodes", "outputs"],
-        "additionalProperties": False,
-        "$defs": _defs(),
-    }
+    return describe_values(
+        {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": SCHEMA_ID,
+            "title": "fusec spec",
+            "description": "A neural network as a graph of inputs, layers, shared layers, merges and outputs.",
+            "type": "object",
+            "properties": {
+                "$schema": _doc({"type": "string"}, "$schema", "The schema this file follows (for editors)."),
+                "fusec": _doc(
+                    {"type": "integer", "const": 1},
+                    "fusec",
+                    "Spec format version, the integer 1. This schema describes version 1.",
+                ),
+                "name": _doc({"type": "string", "pattern": ID_PATTERN}, "name", "Model name (the Keras model's name)."),
+                "doc": _doc({"type": "string", "maxLength": 20000}, "doc", "Free text about the model."),
+                "seed": _doc(
+                    {"type": "integer", "minimum": 0, "maximum": (1 << 31) - 1},
+                    "seed",
+                    "Seed for weight initialisation: the same spec and seed give identical weights.",
+                ),
+                "weights": _doc(
+                    {"type": "string", "minLength": 1, "maxLength": 4096},
+                    "weights",
+                    "A weights file (.npz, as `fusec import` writes) beside the spec or below its folder: "
+                    "arrays keyed by node or shared-layer id, loaded at compile as data (never code).",
+                ),
+                "inputs": _section(_input_schema(), "inputs", "Model inputs by id.", 1, INPUT_ID_PATTERN),
+                "shared": _section(_shared_schema(), "shared", "Layers called by several nodes, by id."),
+                "blocks": _section(_block_schema(), "blocks", "Reusable sub-graphs by id."),
+                "nodes": _section(
+                    {"$ref": "#/$defs/node", "properties": {"config": {"not": {"$ref": "#/$defs/with_param"}}}},
+                    "nodes",
+                    "The graph's nodes by id; file order does not matter.",
+                    1,
+                ),
+                "outputs": _section(_output_schema(), "outputs", "Model outputs by name.", 1),
+                "training": training_schema(),
+            },
+            "required": ["fusec", "inputs", "nodes", "outputs"],
+            "additionalProperties": False,
+            "$defs": _defs(),
+        }
+    )
 
 
 def schema_json() -> str:
-    """The schema as the text committed in ``schemas/fusec.schema.json``."""
+    """The schema as the text committed in ``SCHEMA_PATH``."""
     return json.dumps(generate_schema(), indent=2, sort_keys=True) + "\n"

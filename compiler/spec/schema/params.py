@@ -35,9 +35,10 @@ _PARAM = {
     "additionalProperties": False,
 }
 
+#: Its explanation is a ``$comment``, not a title: editors show the first title among the schemas a
+#: value matches, and this one (tried on every config value of a block's node) would hide the key's own.
 _WITH_PARAM = {
-    "title": "holds a parameter",
-    "description": 'A value with a {"$param": NAME} somewhere inside (checked once the instance gives it).',
+    "$comment": 'A value with a {"$param": NAME} somewhere inside (checked once the instance gives it).',
     "anyOf": [
         {"type": "object", "required": ["$param"]},
         {"type": "object", "not": {"additionalProperties": {"not": {"$ref": "#/$defs/with_param"}}}},
