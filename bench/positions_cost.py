@@ -7,7 +7,7 @@ located, against the same check with locating switched off. The target
 
 - a valid spec: positions are built on first use, so it pays nothing;
 - one error: only the problem's path and its ancestors are recorded (a
-  targeted scan skips every other container bracket by bracket);
+  targeted walk enters only those, skipping every other value with json's C scanner);
 - one error per node (800 problems, compact and indented text);
 - for reference, without a target: the full scan of every key and value
   (what the language server keeps per document) against the check.

@@ -234,15 +234,22 @@ class Problem:
     def jsonpath(self) -> str:
         return json_path(self.path)
 
-    def format(self, file: str | None) -> str:
-        """One line: ``file: $.path: message (hint)``, safe to print on a terminal."""
-        where = f"{printable(file)}: " if file else ""
-        # A problem with no file and no path (a missing output folder, say) is not about a spec.
-        at = f"{printable(self.jsonpath, MAX_MESSAGE)}: " if (file or self.path) else ""
-        text = f"{where}{at}{printable(self.message, MAX_MESSAGE)}"
+    @property
+    def text(self) -> str:
+        """``message (hint)``, safe to print on a terminal: what every format (text, SARIF, LSP) shows."""
+        text = printable(self.message, MAX_MESSAGE)
         if self.hint:
             text += f" ({printable(self.hint, MAX_MESSAGE)})"
         return text
+
+    def _at(self, file: str | None) -> str:
+        """``$.path: ``; nothing for a problem with neither file nor path (a missing output folder)."""
+        return f"{printable(self.jsonpath, MAX_MESSAGE)}: " if (file or self.path) else ""
+
+    def format(self, file: str | None) -> str:
+        """One line: ``file: $.path: message (hint)``, safe to print on a terminal."""
+        where = f"{printable(file)}: " if file else ""
+        return f"{where}{self._at(file)}{self.text}"
 
     def placed(self, span: Span) -> Problem:
         """This problem at ``span`` (built directly: ``dataclasses.replace`` costs 3x more per problem)."""
@@ -254,10 +261,7 @@ class Problem:
         Without a known place it is ``file: error: $.path: ...``; a problem
         with neither file nor path (a missing output folder) is ``error: message``.
         """
-        text = f"{printable(self.jsonpath, MAX_MESSAGE)}: " if (file or self.path) else ""
-        text += printable(self.message, MAX_MESSAGE)
-        if self.hint:
-            text += f" ({printable(self.hint, MAX_MESSAGE)})"
+        text = f"{self._at(file)}{self.text}"
         if file is None:
             return f"{self.severity}: {text}"
         where = f"{printable(file)}:{self.span}" if self.span else printable(file)

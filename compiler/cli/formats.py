@@ -69,13 +69,6 @@ def _uri(file: str) -> tuple[str, dict[str, str]]:
     return path.as_posix(), {"uriBaseId": "%SRCROOT%"}
 
 
-def _text(problem: Problem) -> str:
-    text = printable(problem.message, MAX_MESSAGE)
-    if problem.hint:
-        text += f" ({printable(problem.hint, MAX_MESSAGE)})"
-    return text
-
-
 def _result(file: str | None, problem: Problem, rules: dict[str, int]) -> dict[str, Any]:
     """One SARIF result: the rule, the level, the message and the place (physical and logical)."""
     rules.setdefault(problem.code, len(rules))
@@ -92,7 +85,7 @@ def _result(file: str | None, problem: Problem, rules: dict[str, int]) -> dict[s
         "ruleId": problem.code,
         "ruleIndex": rules[problem.code],
         "level": "warning" if problem.severity == "warning" else "error",
-        "message": {"text": _text(problem)},
+        "message": {"text": problem.text},
         "locations": [location],
     }
 
@@ -135,5 +128,5 @@ def github_line(file: str | None, problem: Problem) -> str:
             props += [f"line={s.line}", f"col={s.col}", f"endLine={s.end_line}", f"endColumn={s.end_col}"]
     props.append(f"title={_escape(f'fusec {problem.code}', True)}")
     kind = "warning" if problem.severity == "warning" else "error"
-    message = f"{printable(problem.jsonpath, MAX_MESSAGE)}: {_text(problem)}"
+    message = f"{printable(problem.jsonpath, MAX_MESSAGE)}: {problem.text}"
     return f"::{kind} {','.join(props)}::{_escape(message)}"

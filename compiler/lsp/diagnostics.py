@@ -22,7 +22,7 @@ from typing import Any
 
 from lsprotocol import types
 
-from ..errors import MAX_MESSAGE, FusecError, Problem, Span, printable
+from ..errors import MAX_MESSAGE, FusecError, Problem, Span
 from ..static.budget import DEFAULT_MAX_PARAMS
 from ..static.check import Checked, check_spec
 from .documents import View
@@ -75,9 +75,7 @@ def _span(problem: Problem, view: View, own: bool) -> Span:
 
 def to_diagnostic(problem: Problem, view: View, own: bool = True) -> types.Diagnostic:
     """One problem as a diagnostic at its span (``own``: the problem is about this document)."""
-    text = printable(problem.message, MAX_MESSAGE)
-    if problem.hint:
-        text += f" ({printable(problem.hint, MAX_MESSAGE)})"
+    text = problem.text
     if problem.path:
         data: dict[str, Any] = {"path": list(problem.path)}
         found = _SUGGESTION.search(problem.hint) if own else None

@@ -13,8 +13,9 @@ import re
 from lsprotocol import types
 
 from ..errors import Span
+from ..spec.positions import STRING
 
-_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"?')
+_STRING = re.compile(STRING)
 
 
 def split_lines(text: str) -> list[str]:

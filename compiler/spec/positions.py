@@ -36,8 +36,8 @@ __all__ = ["Positions", "Span"]
 # bare word (a number, true, false, null, or a typo) or a stray colon or comma; then the colon that
 # makes a string a key; then whitespace and commas. Items are counted, not commas, so a missing
 # comma is forgiven.
-_STRING = r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"?'
-_TOKEN = re.compile(rf'({_STRING}|[{{}}\[\]]|[^\s{{}}\[\]:,"]+|[:,])(\s*:)?([\s,]*)')
+STRING = r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"?'  # also the language server's string under the cursor
+_TOKEN = re.compile(rf'({STRING}|[{{}}\[\]]|[^\s{{}}\[\]:,"]+|[:,])(\s*:)?([\s,]*)')
 _LEADING = re.compile(r"[\s,]*")
 _NEWLINE = re.compile(r"\n")
 
@@ -91,15 +91,15 @@ class Positions:
             text: the JSON text.
             only: record only these paths and their ancestors (what a few
                 problems need): values off those paths are skipped by
-                ``json``'s own parser (a third of the full scan's time on a
-                valid document; bracket by bracket on a broken one). None
+                ``json``'s own parser (a tenth of the full scan's time for one
+                problem; a broken document falls back to the full scan). None
                 records every key and value.
         """
         if only is None:
             return cls(text, _scan(text))
         wanted = _Wanted(only)
         places = _Walk(text, wanted).run()  # valid JSON: what is not wanted is skipped by json's C parser
-        return cls(text, places if places is not None else _scan(text, wanted))
+        return cls(text, places if places is not None else _scan(text))  # broken JSON: every place
 
     def __contains__(self, path: Path) -> bool:
         return tuple(path) in self._places
@@ -279,7 +279,7 @@ class _Walk:
 
 
 class _Wanted:
-    """The paths a targeted scan records: for each wanted path or ancestor, the keys or indices below it."""
+    """The paths a targeted walk records: for each wanted path or ancestor, the keys or indices below it."""
 
     def __init__(self, paths: Iterable[Path]) -> None:
         self.below: dict[Path, set[PathPart]] = {(): set()}
@@ -290,26 +290,18 @@ class _Wanted:
 
 
 # long: one loop over the tokens with its state in locals (a method call per token doubled the time).
-def _scan(text: str, wanted: _Wanted | None = None) -> dict[Path, _Place]:
-    """Every value's place in ``text`` (or only the wanted ones), in one pass; tolerant of broken JSON."""
+def _scan(text: str) -> dict[Path, _Place]:
+    """Every value's place in ``text``, in one pass; tolerant of broken JSON."""
     places: dict[Path, _Place] = {}
     # One frame per open container: [path, is_object, key, key_start, key_end, index, place, keys
-    # seen, keys wanted below (None: all)]; in an object, key_start >= 0 while a key waits for its value.
+    # seen]; in an object, key_start >= 0 while a key waits for its value.
     stack: list[list[Any]] = []
-    below = wanted.below if wanted is not None else None
     pos = _LEADING.match(text).end()  # type: ignore[union-attr]
-    skip = 0  # depth inside a container that nobody asked about
     for tok, colon, trail in _TOKEN.findall(text, pos):
         start = pos
         pos += len(tok) + len(colon) + len(trail)
         char = tok[0]
         is_key = colon and char == '"'  # a stray colon after anything else is skipped
-        if skip:
-            if char == "{" or char == "[":
-                skip += 1
-            elif char == "}" or char == "]":
-                skip -= 1
-            continue
         if char == "}" or char == "]":
             _close(stack, places, char == "}", start + 1)
             continue
@@ -323,12 +315,8 @@ def _scan(text: str, wanted: _Wanted | None = None) -> dict[Path, _Place]:
         else:
             frame = stack[-1]
             if not frame[1]:  # an array: every value is the next item
-                index = frame[5]
+                path, key_start, key_end = (*frame[0], frame[5]), -1, -1
                 frame[5] += 1
-                if frame[8] is not None and index not in frame[8]:
-                    skip = 1 if char == "{" or char == "[" else 0
-                    continue
-                path, key_start, key_end = (*frame[0], index), -1, -1
             elif is_key or (char == '"' and frame[3] < 0):  # a key (a missing colon is forgiven)
                 _pending(frame, places)
                 frame[2:5] = _key_text(tok), start, start + len(tok)
@@ -337,9 +325,6 @@ def _scan(text: str, wanted: _Wanted | None = None) -> dict[Path, _Place]:
                 key = frame[2]
                 key_start, key_end = frame[3], frame[4]
                 frame[3] = -1
-                if frame[8] is not None and key not in frame[8]:
-                    skip = 1 if char == "{" or char == "[" else 0
-                    continue
                 path = (*frame[0], key)
                 if key in frame[7]:  # a duplicate key: the later one is placed, listed once
                     frame[6].children.remove(path)
@@ -350,7 +335,7 @@ def _scan(text: str, wanted: _Wanted | None = None) -> dict[Path, _Place]:
         container = char == "{" or char == "["
         place = places[path] = _Place(key_start, key_end, start, -1 if container else start + len(tok), container)
         if container:
-            stack.append([path, char == "{", "", -1, -1, 0, place, set(), None if below is None else below.get(path)])
+            stack.append([path, char == "{", "", -1, -1, 0, place, set()])
     while stack:  # an unclosed document: keys still waiting are placed
         _pending(stack.pop(), places)
     return places
