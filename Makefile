@@ -1,5 +1,5 @@
 # Developer shortcuts; each target sets itself up (see .ci/setup).
-.PHONY: setup example test test-fast test-deep lint format schema docs gallery bench bench-hostile editor-check clean
+.PHONY: setup example test test-fast test-deep lint format schema docs gallery screenshots bench bench-hostile editor-check clean
 
 setup:
 	bash .ci/setup
@@ -43,6 +43,10 @@ docs: setup
 # Regenerate docs/gallery.md and its diagrams from every spec in specs/.
 gallery: setup
 	.venv/bin/python tools/make_gallery.py
+
+# Remake the review page's screenshots in docs/img/ (headless Chromium, as the browser tests use).
+screenshots: setup
+	.venv/bin/python tools/page_screenshots.py
 
 # Side-by-side benchmarks (see docs/benchmarks.md).
 bench: setup

@@ -261,8 +261,8 @@ def _cells(r: Row, markdown: bool) -> tuple[str, ...]:
     kind = _KINDS.get(r.ratio_kind, "")
     if not r.fusec:
         ratio = "-"
-    elif not r.base:
-        ratio = f"{r.ratio:.2f} ({kind})"
+    elif not r.base:  # judged on its own: a fitted exponent, or a value in its unit (seconds, MB) against a target
+        ratio = f"{r.ratio:.2f} ({kind})" if r.unit in ("", "exp") else "-"
     else:
         ratio = f"{r.ratio:.3f} ±{r.ratio_spread:.3f} ({kind})"
     target = r.target.replace("<=", "≤").replace(">=", "≥") if markdown else r.target

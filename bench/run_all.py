@@ -19,6 +19,8 @@ Benchmarks (one module each in bench/; ``--help`` lists every option):
     import     import_speed.py      fusec import / check of imported models vs Keras (only when named)
     positions  positions_cost.py    check with line:col positions vs without, 800 nodes (only when named) <= 1.10
     lsp        lsp_latency.py       fusec lsp edit -> diagnostics, 800 nodes, vs cold check (only when named) <= 0.3 s
+    render_page render_page.py      NASNetMobile review page: size, time to interactive (only when named) < 3 MB, < 2 s
+    diff       diff_speed.py        fusec diff of two 800-node specs vs one check (only when named) < 0.5 s
 
 Each benchmark runs in a child process of its own (TensorFlow and the
 device are chosen before its import), prints its own table as it finishes,
@@ -59,6 +61,8 @@ MODULES = {
     "import": "import_speed",
     "positions": "positions_cost",
     "lsp": "lsp_latency",
+    "render_page": "render_page",
+    "diff": "diff_speed",
 }
 DEFAULT = ("check", "compile", "inference", "fusion", "render", "scaling")
 ON_GPU = ("inference", "fusion", "fit_speed")

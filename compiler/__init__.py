@@ -8,18 +8,51 @@ The pipeline, one subpackage per part (docs/design.md draws the tree)::
     render/  render                                                 (diagram: no TensorFlow)
     cli/     one module per command
 
-Importing ``fusec`` does not import TensorFlow.
+Importing ``fusec`` does not import TensorFlow, nor the checker: ``Spec``,
+``load_spec``, ``Checked`` and ``check_spec`` load on first use (``_LAZY``),
+so ``import fusec.X`` of a light module (``fusec.errors``, ``fusec.version``,
+``fusec.spec.schema.names``...) costs only that module.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Callable
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from .errors import FusecError
-from .spec.load import Spec, load_spec
-from .static.check import Checked, check_spec
+from .lazy import lazy_names
 from .version import __version__
+
+if TYPE_CHECKING:
+    from .spec.load import Spec, load_spec
+    from .static.check import Checked, check_spec
+
+
+def _load() -> ModuleType:
+    from .spec import load
+
+    return load
+
+
+def _check() -> ModuleType:
+    from .static import check
+
+    return check
+
+
+#: Public names whose modules load on first use: a closed table of static imports (nothing imported by name).
+_LAZY: dict[str, Callable[[], ModuleType]] = {
+    "Spec": _load,
+    "load_spec": _load,
+    "Checked": _check,
+    "check_spec": _check,
+}
+
+
+__getattr__ = lazy_names(__name__, _LAZY, globals())
+
 
 __all__ = ["Checked", "FusecError", "Spec", "__version__", "check_spec", "compile_spec", "load_model", "load_spec"]
 
@@ -53,6 +86,7 @@ def compile_spec(
     from .keras.pipeline import compile_checked
     from .static.archive.trusted import trusting
     from .static.budget import DEFAULT_MAX_PARAMS
+    from .static.check import check_spec
 
     with trusting(trust):
         checked = check_spec(Path(path), max_params or DEFAULT_MAX_PARAMS)

@@ -12,8 +12,6 @@ Callers look ``renameat2`` and ``exchange`` up on this module when they run
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import os
 import stat
@@ -94,10 +92,11 @@ def renameat2(a: Path, b: Path, flags: int) -> bool:
     Raises:
         OSError: the call failed (``FileExistsError`` under ``RENAME_NOREPLACE``).
     """
+    import ctypes  # here, not at import: ctypes costs every command ~5 ms, and few write outputs
+
     global _libc
     if _libc is None:
-        name = ctypes.util.find_library("c")
-        _libc = ctypes.CDLL(name, use_errno=True) if name else False
+        _libc = _load_libc()
     fn = getattr(_libc, "renameat2", None) if _libc else None
     if fn is None:
         return False
@@ -108,6 +107,16 @@ def renameat2(a: Path, b: Path, flags: int) -> bool:
     if err in (errno.ENOSYS, errno.EINVAL):  # no such call, or the file system does not do this flag
         return False
     raise OSError(err, os.strerror(err), str(b))
+
+
+def _load_libc() -> Any:
+    """The C library's symbols (the process's own: no ``find_library``, which runs ``ldconfig``); False if none."""
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except (OSError, TypeError):  # no dlopen(NULL) here (Windows)
+        return False
 
 
 def exchange(a: Path, b: Path) -> bool:

@@ -476,7 +476,10 @@ def test_generated_case_in_a_process(make: Callable[[Path], Case], no_tf: Path, 
 
 @pytest.mark.parametrize("command", ["compile", "render"])
 def test_over_budget_is_refused_before_tensorflow(command: str, no_tf: Path, tmp_path: Path) -> None:
-    """compile and render refuse a model over the budget without importing TensorFlow: no tensor exists."""
+    """compile refuses a model over the budget without importing TensorFlow; render draws it with the error.
+
+    No tensor exists in either: render's drawing of a spec with errors holds the error in its title.
+    """
     case = BY_ID["over_budget"]
     out = tmp_path / ("out" if command == "compile" else "out.svg")
     proc = subprocess.run(
@@ -489,7 +492,10 @@ def test_over_budget_is_refused_before_tensorflow(command: str, no_tf: Path, tmp
     assert proc.returncode == 1, proc.stderr
     assert "281,474,993,487,872 parameters, over the budget of 500,000,000" in proc.stderr
     assert "--max-params" in proc.stderr and "Traceback" not in proc.stderr
-    assert not out.exists()
+    if command == "compile":
+        assert not out.exists()
+    else:
+        assert "over the budget of 500,000,000" in out.read_text() and out.read_text().endswith("</svg>\n")
 
 
 # --- the table itself, and the code paths ---------------------------------------

@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "version": 0,
     "errors": 0,
     "files": 0,
+    "lazy": 0,
     "vocab": 1,
     "spec": 2,
     "static": 3,
@@ -34,6 +35,7 @@ LAYERS: dict[str, int] = {
     "train": 6,
     "render": 7,
     "lsp": 7,
+    "diff": 7,
     "cli": 8,
     "__init__": 9,
     "__main__": 9,
@@ -47,6 +49,12 @@ FORBIDDEN: set[tuple[str, str]] = {
     ("lsp", "data"),
     ("lsp", "train"),
     ("lsp", "render"),
+    ("diff", "keras"),  # comparing two specs is static, as checking and drawing them are
+    ("diff", "data"),
+    ("diff", "train"),
+    ("diff", "lsp"),
+    ("render", "diff"),  # diff draws with render's primitives, never the other way round
+    ("lsp", "diff"),
 }
 #: The only parts that may import ``cli``.
 CLI_USERS: set[str] = {"__main__", "cli"}

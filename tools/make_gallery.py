@@ -6,13 +6,18 @@ Usage (from the repository root; ``make gallery`` runs the same)::
 
 Each spec is checked and drawn with ``fusec.render.render`` (no TensorFlow);
 SVGs of specs that no longer exist are removed, so the folder always mirrors
-``specs/``. The output is deterministic: running it twice changes nothing.
+``specs/`` (plus the few ``extra-*.svg`` drawings of the last section: a
+folded shared-weights block, a 199-node fan-in folded into ×64 boxes, a spec
+with errors drawn). The output is deterministic: running it twice changes nothing.
 Exits 1 (after drawing the others) when a spec fails to check or render.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from fusec.errors import FusecError
@@ -46,6 +51,51 @@ def _doc_text(doc: object) -> str:
         return ""
     text = " ".join(doc.split())
     return text.replace("<", "&lt;").replace(">", "&gt;")
+
+
+#: A spec with errors, drawn as ``fusec render`` draws one (exit 1): the faults in red.
+BROKEN = {
+    "fusec": 1,
+    "name": "broken_example",
+    "inputs": {"x": {"shape": [8]}},
+    "nodes": {
+        "a": {"layer": "Dense", "config": {"units": 4}, "inputs": "x"},
+        "b": {"layer": "Dense", "config": {"units": "four"}, "inputs": "a"},
+        "c": {"layer": "Dense", "config": {"units": 4}, "inputs": "b"},
+        "w": {"layer": "Dense", "config": {"units": 8}, "inputs": "x"},
+        "m": {"merge": "add", "inputs": ["a", "w"]},
+    },
+    "outputs": {"y": {"from": "c", "loss": "mse"}, "z": {"from": "m"}},
+}
+
+
+def _extras(folder: Path) -> list[tuple[str, str, bytes]]:
+    """(name, caption, svg) of the drawings that show what the options and faults look like."""
+    broken = folder / "broken_example.json"
+    broken.write_text(json.dumps(BROKEN), encoding="utf-8")
+    fanin = folder / "fanin_199.json"
+    gen = [sys.executable, str(ROOT / "bench" / "gen_specs.py"), "fanin", "199", "-o", str(fanin)]
+    subprocess.run(gen, check=True, capture_output=True)
+    return [
+        (
+            "extra-siamese-collapsed",
+            "`fusec render specs/siamese.json --collapse`: each instance of the shared-weights tower is one box; "
+            "the second shows `weights of instance 1`, and a dotted line in the block's colour ties them.",
+            render(check_spec(SPECS / "siamese.json"), "svg", collapse=True),
+        ),
+        (
+            "extra-fanin-199",
+            "A 199-node fan-in (`python bench/gen_specs.py fanin 199`): each group of 64 identical parallel "
+            "branches is one ×64 box (`--unfold` draws them all).",
+            render(check_spec(fanin), "svg"),
+        ),
+        (
+            "extra-broken",
+            "A spec with three errors, drawn anyway (`fusec render` exits 1): the nodes, edges and output "
+            "the problems name in red with their messages, `?` where a shape is unknown.",
+            render(check_spec(broken, lenient=True), "svg"),
+        ),
+    ]
 
 
 def _conformance_block() -> str:
@@ -87,7 +137,13 @@ def main() -> int:
             + (f"{_doc_text(checked.doc.get('doc'))}\n\n" if checked.doc.get("doc") else "")
             + f"![{checked.name}](gallery/{spec.stem}.svg)\n"
         )
-    keep = {f"{s.stem}.svg" for s in specs}
+    with tempfile.TemporaryDirectory() as tmp:
+        extras = _extras(Path(tmp))
+    sections.append("## Options and faults, drawn\n")
+    for name, caption, svg in extras:
+        write_atomic(GALLERY / f"{name}.svg", svg)
+        sections.append(f"{caption}\n\n![{name}](gallery/{name}.svg)\n")
+    keep = {f"{s.stem}.svg" for s in specs} | {f"{name}.svg" for name, _, _ in extras}
     for old in sorted(GALLERY.glob("*.svg")):
         if old.name not in keep:
             old.unlink()

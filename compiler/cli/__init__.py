@@ -16,6 +16,7 @@ from ..errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from ..version import __version__
 from .check import check
 from .compile import compile_command
+from .diff import diff_command
 from .export import export_command
 from .fit import fit_command
 from .importer import import_command
@@ -40,6 +41,7 @@ for _command in (
     compile_command,
     fit_command,
     render_command,
+    diff_command,
     weights,
     schema,
     export_command,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,17 +126,19 @@ class CheckOptions:
     strict: bool = False
     trust: tuple[str, ...] = ()
 
-    def check(self, spec: Path) -> Any:
-        """``check_spec`` with these options; raises FusecError."""
+    def check(self, spec: Path, lenient: bool = False) -> Any:
+        """``check_spec`` with these options; raises FusecError (``lenient``: see check_spec)."""
         from ..static.archive.trusted import trusting
         from ..static.check import check_spec
 
         with trusting(self.trust):
-            return check_spec(spec, self.max_params, self.allow_dirs, strict=self.strict, max_memory=self.max_memory)
+            return check_spec(
+                spec, self.max_params, self.allow_dirs, strict=self.strict, max_memory=self.max_memory, lenient=lenient
+            )
 
-    def checked(self, spec: Path) -> Any:
+    def checked(self, spec: Path, lenient: bool = False) -> Any:
         """The checked spec, or the command ends with the errors reported (exit 1)."""
-        return guard(lambda: self.check(spec), self.as_json)
+        return guard(lambda: self.check(spec, lenient), self.as_json)
 
 
 def check_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -159,3 +161,25 @@ def check_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(_CHECK_OPTIONS):
         command = option(command)
     return command
+
+
+def drawing_format(fmt: str | None, output: str | None, formats: Sequence[str], default: str | None = None) -> str:
+    """A drawing's format: ``--format``, else the ``-o`` name's extension, else ``default``.
+
+    Raises:
+        click.UsageError: the extension names another known format than ``--format``, or the
+            format cannot be told (an unknown extension, or none and no default).
+    """
+    ext = Path(output).suffix.lower().lstrip(".") if output and output != "-" else ""
+    if fmt is not None:
+        if ext in formats and ext != fmt:
+            raise click.UsageError(f"-o {printable(str(output))} ends in .{ext} but --format is {fmt}; make them agree")
+        return fmt
+    if ext in formats:
+        return ext
+    if ext or default is None:
+        names = ", ".join(f".{f}" for f in formats[:-1]) + f" or .{formats[-1]}"
+        raise click.UsageError(
+            f"cannot tell the format from -o {printable(str(output))}: use a {names} name, or --format"
+        )
+    return default

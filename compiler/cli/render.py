@@ -1,6 +1,8 @@
-"""``fusec render``: draw a spec as a diagram (SVG, PNG, PDF or DOT), without TensorFlow.
+"""``fusec render``: draw a spec as a diagram (SVG, PNG, PDF, DOT or an HTML review page), without TensorFlow.
 
-Registered on the main group in ``cli/__init__.py``.
+A spec with errors is drawn too (what could be checked, the failing nodes in
+red), and the command still exits 1 with the errors listed. Registered on
+the main group in ``cli/__init__.py``.
 """
 
 from __future__ import annotations
@@ -9,34 +11,26 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
-from ..errors import printable
-from ..render.output import check_target, write_atomic
-from .options import CheckOptions, check_options, spec_arg
-from .report import echo_json, guard, warn
+from ..errors import FusecError, printable
+from .options import CheckOptions, check_options, drawing_format, spec_arg
+from .report import echo_json, error_files, fail, guard, guard_static, warn
+from .style import echo_err
 
-FORMATS = ("svg", "png", "pdf", "dot")
+FORMATS = ("svg", "png", "pdf", "dot", "html")
 DEFAULT_FORMAT = "svg"
-MAX_TIMEOUT = 86_400.0  # a day: Graphviz gets any finite time up to this
+MAX_TIMEOUT = 86_400.0
+#: A spec with errors is drawn (in red) up to this many nodes; beyond, only its errors are reported:
+#: laying out thousands of nodes would take minutes and the errors are what matter.
+MAX_BROKEN_DRAWN = 2_000  # a day: Graphviz gets any finite time up to this
 
 
 def _pick_format(fmt: str | None, output: str | None) -> str:
     """The format: --format, else the -o extension, else svg; a clash is a usage error."""
-    ext = Path(output).suffix.lower().lstrip(".") if output and output != "-" else ""
-    if fmt is not None:
-        if ext in FORMATS and ext != fmt:
-            raise click.UsageError(f"-o {output} ends in .{ext} but --format is {fmt}; make them agree")
-        return fmt
-    if ext in FORMATS:
-        return ext
-    if ext:
-        raise click.UsageError(
-            f"cannot tell the format from -o {output}: use a .svg, .png, .pdf or .dot name, or --format"
-        )
-    return DEFAULT_FORMAT
+    return drawing_format(fmt, output, FORMATS, DEFAULT_FORMAT)
 
 
 class Seconds(click.ParamType):
@@ -81,7 +75,8 @@ def _output_value(ctx: click.Context, param: click.Parameter, value: str | None)
     "fmt",
     type=click.Choice(FORMATS),
     default=None,
-    help="Output format (default: from the -o extension, else svg). dot needs no Graphviz.",
+    help="Output format (default: from the -o extension, else svg). dot needs no Graphviz; "
+    "html is one self-contained interactive review page.",
 )
 @click.option(
     "--rankdir",
@@ -98,6 +93,11 @@ def _output_value(ctx: click.Context, param: click.Parameter, value: str | None)
     help="Draw block instances nested deeper than this as one node each.",
 )
 @click.option(
+    "--unfold",
+    is_flag=True,
+    help="Draw every branch of a repeated parallel group instead of one ×N box.",
+)
+@click.option(
     "--timeout",
     type=Seconds(MAX_TIMEOUT),
     default=30.0,
@@ -112,20 +112,24 @@ def render_command(
     rankdir: str,
     collapse: bool,
     depth: int | None,
+    unfold: bool,
     timeout: float,
     opts: CheckOptions,
 ) -> None:
     """Draw a spec: shapes, parameters, merges and shared layers (no TensorFlow).
 
-    Needs Graphviz's `dot` program for svg, png and pdf.
+    Needs Graphviz's `dot` program for svg, png, pdf and html. A spec with
+    errors is drawn as far as it can be checked, the failing nodes and edges
+    in red, and the command exits 1 with the errors.
     """
     from ..render import render
+    from ..render.output import check_target, write_atomic
 
     as_json = opts.as_json
     fmt = _pick_format(fmt, output)
     if output == "-" and as_json:
         raise click.UsageError("-o - writes the diagram to stdout; it cannot be combined with --json")
-    checked = opts.checked(spec)
+    checked = opts.checked(spec, lenient=True)
     warn(checked, as_json)
     target = Path(output) if output and output != "-" else Path(f"{spec.stem}.{fmt}")
     inputs: list[Path] = []
@@ -134,13 +138,44 @@ def render_command(
 
         inputs = guard(lambda: input_files(checked), as_json)
         guard(lambda: check_target(target, inputs, derived=output is None), as_json)  # before paying for dot
-    data: bytes = guard(lambda: render(checked, fmt, rankdir, collapse, depth, timeout), as_json)
+    errors = [FusecError(list(checked.problems), file=checked.spec.file)] if checked.problems else []
+    if errors and len(checked.order) > MAX_BROKEN_DRAWN:
+        _not_drawn(errors, f"it has {len(checked.order):,} nodes, and a spec with errors is drawn up to "
+                   f"{MAX_BROKEN_DRAWN:,}", as_json)  # fmt: skip
+    try:
+        data: bytes = guard_static(
+            lambda: render(checked, fmt, rankdir, collapse, depth, timeout, unfold=unfold), as_json
+        )
+    except FusecError as err:
+        if errors:  # the spec's own errors come first: the drawing was only a courtesy
+            _not_drawn(errors, err.problems[0].message if err.problems else str(err), as_json)
+        fail([err], as_json)
     if output == "-":
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
+        if errors:
+            fail(errors, as_json)
         return
     guard(lambda: write_atomic(target, data, inputs, derived=output is None), as_json)
-    if as_json:
+    _report(spec, target, fmt, data, checked, errors, as_json)
+
+
+def _not_drawn(errors: list[FusecError], why: str, as_json: bool) -> NoReturn:
+    """A spec with errors that could not be drawn: one note saying why, then its errors (exit 1)."""
+    if not as_json:
+        echo_err(f"note: not drawn: {why}; fix the errors below first")
+    fail(errors, as_json)
+
+
+def _report(
+    spec: Path, target: Path, fmt: str, data: bytes, checked: Any, errors: list[FusecError], as_json: bool
+) -> None:
+    """Say what was written; a spec with errors was drawn in red and the command exits 1."""
+    drawn = f"{len(checked.order)} nodes" + (f", {len(checked.problems)} errors in red" if errors else "")
+    if as_json and errors:  # the error report, with what was drawn anyway
+        drawing = {"output": str(target), "format": fmt, "bytes": len(data), "nodes": len(checked.order)}
+        echo_json({"ok": False, "files": error_files(errors), "drawing": drawing})
+    elif as_json:
         t = checked.totals
         payload = {
             "ok": True,
@@ -152,4 +187,9 @@ def render_command(
         }
         echo_json(payload)
     else:
-        click.echo(f"rendered {printable(str(spec))} -> {printable(str(target))} ({fmt}, {len(checked.order)} nodes)")
+        line = f"rendered {printable(str(spec))} -> {printable(str(target))} ({fmt}, {drawn})"
+        click.echo(line, err=bool(errors))
+    if errors:
+        if not as_json:
+            fail(errors, False)
+        sys.exit(errors[0].exit_code)

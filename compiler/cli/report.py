@@ -35,18 +35,22 @@ def emit_errors(errors: list[FusecError], as_json: bool) -> None:
     docs/security.md): ``{"ok": false, "files": [{"file", "ok", "errors": [...]}]}``.
     """
     if as_json:
-        fallback = _spec_param()
-        files: dict[str | None, list[dict[str, Any]]] = {}
-        for err in errors:
-            for item in err.to_json():
-                item["file"] = item["file"] or fallback
-                files.setdefault(item["file"], []).append(item)
-        report = [{"file": file, "ok": False, "errors": items} for file, items in files.items()]
-        click.echo(json.dumps({"ok": False, "files": report}, indent=2))
+        click.echo(json.dumps({"ok": False, "files": error_files(errors)}, indent=2))
         return
     for err in errors:
         for problem in err.problems:
             echo_err(paint_diagnostic(problem.line(err.file)))
+
+
+def error_files(errors: list[FusecError]) -> list[dict[str, Any]]:
+    """The ``files`` list of the --json error report: per file, its errors."""
+    fallback = _spec_param()
+    files: dict[str | None, list[dict[str, Any]]] = {}
+    for err in errors:
+        for item in err.to_json():
+            item["file"] = item["file"] or fallback
+            files.setdefault(item["file"], []).append(item)
+    return [{"file": file, "ok": False, "errors": items} for file, items in files.items()]
 
 
 def internal(exc: BaseException, as_json: bool) -> NoReturn:

@@ -3,15 +3,14 @@
 Everything a reader decodes (which shape means what, which colour a shared
 layer gets) is decided here, in tables, so ``docs/render.md`` and the legend
 drawn on every diagram can never disagree with the nodes themselves. This
-module labels one node or edge at a time; ``render.py`` walks the graph,
-draws block frames and writes the DOT text.
+module labels one node or edge at a time; ``plan.py`` walks the graph and
+``dot.py`` draws frames and writes the DOT text.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,53 +21,11 @@ from ..vocab.layers import LAYERS
 from ..vocab.losses import objective_text
 from ..vocab.merges import MERGES
 from ..vocab.rule import MergeLook, Param
+from .text import unsafe_char as unsafe_char  # re-exported: older imports
+from .text import visible as visible
 
 FONT = "Helvetica"
-
-# Characters that must never reach the DOT or SVG text as themselves: control
-# characters (C0, C1: invalid XML, or new lines that split an id in two),
-# format characters (bidirectional overrides and isolates, zero-width
-# characters, the BOM, soft hyphens, tags), lone surrogates, line and paragraph
-# separators and noncharacters. Each is shown as a visible escape (``\u202e``),
-# so two ids that differ only by one never draw the same.
-_NOT_PLAIN = re.compile(r"[^\x20-\x7e]")
 _SPACE = re.compile(r"\s+")
-
-
-def unsafe_char(ch: str) -> bool:
-    """Whether ``ch`` is shown escaped rather than as itself (see above)."""
-    cp = ord(ch)
-    if cp < 0x20 or 0x7F <= cp < 0xA0:
-        return True
-    if 0xFDD0 <= cp <= 0xFDEF or cp & 0xFFFE == 0xFFFE:
-        return True
-    if any(lo <= cp <= hi for lo, hi in _IGNORABLE):
-        return True
-    return unicodedata.category(ch) in ("Cf", "Cs", "Zl", "Zp")
-
-
-#: Unicode's default-ignorable code points outside the format category: drawn as nothing
-#: (Hangul fillers, Khmer inherent vowels, Mongolian variation selectors, variation selectors,
-#: the combining grapheme joiner), so two ids differing by one would look the same.
-_IGNORABLE = (
-    (0x034F, 0x034F), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F), (0x3164, 0x3164),
-    (0xFE00, 0xFE0F), (0xFFA0, 0xFFA0), (0x1BCA0, 0x1BCA3), (0xE0100, 0xE01EF),
-)  # fmt: skip
-
-
-def visible(text: str) -> str:
-    """``text`` with every unsafe character replaced by a visible escape: ``\\x0a``, ``\\u202e``, ``\\U000e0041``."""
-    if text.isascii() and text.isprintable():
-        return text
-
-    def one(m: re.Match[str]) -> str:
-        ch = m[0]
-        if not unsafe_char(ch):
-            return ch
-        cp = ord(ch)
-        return f"\\x{cp:02x}" if cp < 0x100 else f"\\u{cp:04x}" if cp < 0x10000 else f"\\U{cp:08x}"
-
-    return _NOT_PLAIN.sub(one, text)
 
 
 def esc(text: object, limit: int = 0) -> str:
@@ -156,6 +113,10 @@ FROZEN = Look("frozen (trainable: false)", "box", "#e0e0e0", "rounded,filled,das
 OUTPUT = Look("output (loss × weight)", "box", "#dadaeb", "rounded,filled,bold", "#54278f", peripheries=2)
 CLUSTER = Look("block instance (folded)", "box3d", "#fff7bc", "filled", "#8c6d31")
 SUBMODEL = Look("sub-model (model node)", "component", "#deebf7", "filled", "#3f5f8f")
+#: A node or edge named by a problem of a spec drawn with errors (``render`` of a broken spec).
+ERROR = Look("error (its message in the node)", "box", "#fee0d2", "rounded,filled,bold", "#cb181d")
+#: N repeated parallel branches drawn as one box (``--unfold`` draws them all).
+REPEAT = Look("×N repeated branches (folded)", "box3d", "#e5f5e0", "filled", "#31a354")
 SUBMODEL_FROZEN = Look("frozen sub-model", "component", "#e0e0e0", "filled,dashed", "#888888")
 
 #: Merge modes without a look of their own (``MergeRule.look``) get this one.
@@ -216,7 +177,12 @@ def fmt_value(value: Any) -> str:
 
 
 def key_config(config: Mapping[str, Any], keys: Sequence[str], params: Mapping[str, Param]) -> str:
-    """``filters=16, kernel_size=3, activation=relu`` for the keys worth showing.
+    """``filters=16, kernel_size=3, activation=relu, padding=same`` for the keys worth showing.
+
+    The rule's summary keys come first; then every other key written with a
+    value that differs from its default (``padding="same"`` on a pooling
+    layer, ``dilation_rate=2``), so nothing that changes the layer is hidden
+    because its rule did not name it.
 
     Args:
         config: the node's config as written in the spec.
@@ -227,13 +193,16 @@ def key_config(config: Mapping[str, Any], keys: Sequence[str], params: Mapping[s
         The escaped line ("" when nothing is worth showing).
     """
     shown = []
-    for key in keys or FALLBACK_KEYS:
+    first = tuple(keys or FALLBACK_KEYS)
+    for key in (*first, *(k for k in config if k not in first)):
         if key not in config:
             continue
         value = config[key]
         param = params.get(key)
         if param is not None and not param.required and value == param.default:
             continue
+        if param is None and key not in first:
+            continue  # an unknown key: the check reported it; not the reader's concern here
         shown.append(f"{esc(key)}={esc(fmt_value(value), 32)}")
         if len(shown) == MAX_KEYS:
             break
@@ -308,8 +277,8 @@ def doc_rows(node: Mapping[str, Any]) -> list[str]:
     return [small(f"<I>{line}</I>", "#555555") for line in wrap(doc, 34, 2)]
 
 
-def output_label(name: str, out: Mapping[str, Any]) -> str:
-    """An output's label: name, loss × loss weight, metrics, doc."""
+def output_label(name: str, out: Mapping[str, Any], extra: Sequence[str] = ()) -> str:
+    """An output's label: name, loss × loss weight, metrics, doc, then ``extra`` (escaped rows)."""
     rows = [f"<B>{esc(name)}</B>", "output"]
     if out.get("loss"):
         loss = esc(objective_text(out["loss"]), 60)
@@ -317,7 +286,7 @@ def output_label(name: str, out: Mapping[str, Any]) -> str:
     metrics = out.get("metrics")
     if isinstance(metrics, list) and metrics:
         rows.append(small("metrics " + esc(", ".join(objective_text(m) for m in metrics), 60)))
-    return table(rows + doc_rows(out))
+    return table(rows + doc_rows(out) + list(extra))
 
 
 def layer_rows(layer: Mapping[str, Any]) -> tuple[str, str]:
@@ -359,7 +328,9 @@ def _merge_rows(n: _Node) -> tuple[Look, list[str]]:
 
 def _shared_rows(n: _Node) -> tuple[Look, list[str]]:
     sid = str(n.info.shared)
-    layer = n.shared[sid]
+    layer = n.shared.get(sid) or {}
+    if sid not in n.calls:  # a weightless layer of a shared-weights block: nothing shared to show
+        return _layer_rows(_Node(n.info, layer, n.shape, n.shared, n.calls))
     op, keys = layer_rows(layer)
     frozen = layer.get("trainable", True) is False
     count = n.calls[sid]
@@ -397,7 +368,12 @@ _NODE_ROWS = {"input": _input_rows, "merge": _merge_rows, "shared": _shared_rows
 
 
 def node_label(
-    name: str, info: NodeInfo, spec: Mapping[str, Any], shared: Mapping[str, Any], calls: Mapping[str, int]
+    name: str,
+    info: NodeInfo,
+    spec: Mapping[str, Any],
+    shared: Mapping[str, Any],
+    calls: Mapping[str, int],
+    extra: Sequence[str] = (),
 ) -> tuple[Look, str]:
     """How to draw one graph node, and its label.
 
@@ -406,25 +382,41 @@ def node_label(
         info: what the checker inferred for it.
         spec: its JSON object.
         shared: the spec's shared layers by id.
-        calls: the number of calls of each shared layer.
+        calls: the number of calls of each shared layer drawn as shared (one
+            with weights); a call of any other is drawn as a plain layer.
+        extra: escaped rows added at the end (a problem's message).
 
     Returns:
         (look, HTML-like label) with every user string escaped.
     """
     node = _Node(info, spec, esc(fmt_dims(info.shape)), shared, calls)
     look, rows = _NODE_ROWS.get(info.kind, _layer_rows)(node)
-    return look, table([f"<B>{esc(name)}</B>", *rows, *doc_rows(spec)])
+    return look, table([f"<B>{esc(name)}</B>", *rows, *doc_rows(spec), *extra])
 
 
-def edge_label(ref: Ref, shape: str, mode: str | None) -> str:
-    """An edge's label: the tensor's shape, after the input's name or position where it matters."""
+def edge_label(ref: Ref, shape: str, mode: str | None, port: bool = False) -> str:
+    """An edge's label, only when it says what the source node does not ("" for a plain edge).
+
+    Args:
+        ref: the reference the edge draws.
+        shape: the escaped shape the edge carries (shown only after a port,
+            or as a broadcast's ``broadcast_text``).
+        mode: the merge mode of the node the edge enters, if any.
+        port: the reference names an output port (``lstm.2``): ``shape`` is
+            ``.2 (None, 32)``, which the node cannot show.
+
+    Returns:
+        An HTML-like label (``<gate>``, ``<#2>``, ``<.2 (None, 32)>``) or "".
+    """
     slot = ref.slot
-    prefix = ""
+    parts = []
     if slot and isinstance(slot[0], str):  # a named input: gate, experts[1], query...
-        prefix = esc(slot[0]) + (f"[{slot[1]}]" if len(slot) > 1 else "") + ": "
+        parts.append(esc(slot[0]) + (f"[{slot[1]}]" if len(slot) > 1 else ""))
     elif slot and mode is not None and (mode in ORDERED_MERGES or mode not in MERGES):
-        prefix = f"#{int(slot[0]) + 1} "
-    return f"<{prefix}{shape}>"
+        parts.append(f"#{int(slot[0]) + 1}")
+    if port or shape.startswith("broadcast "):
+        parts.append(shape)
+    return f"<{' '.join(parts)}>" if parts else ""
 
 
 #: The legend's note when an element-wise merge broadcasts one of its inputs (``broadcast_text``).

@@ -18,7 +18,7 @@ import hashlib
 import json
 import re
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,26 @@ class Spec:
     def positions(self) -> Positions:
         """The line and column of every key and value (scanned on first use; ``positions.py``)."""
         return Positions.of(self.text.removeprefix("\ufeff"))
+
+    def key_lines(self, paths: Iterable[tuple[PathPart, ...]]) -> dict[tuple[PathPart, ...], int]:
+        """The line each path's key is written on (the review page's "line N"); paths not in the file are left out.
+
+        One scan along these paths only (the full scan when positions were already built).
+        """
+        wanted = set(paths)
+        if "positions" in self.__dict__:
+            pos = self.positions
+        else:
+            try:
+                pos = Positions.of(self.text.removeprefix("\ufeff"), only=list(wanted))
+            except ValueError:
+                return {}
+        out = {}
+        for path in wanted:
+            span = pos.key(path) if path in pos else None
+            if span is not None:
+                out[path] = span.line
+        return out
 
     def _places(self, problems: Sequence[Problem]) -> Positions:
         """The positions these problems need: all of them once scanned, else only their paths' (cheaper)."""

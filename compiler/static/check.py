@@ -53,6 +53,9 @@ class Checked:
         models: how ``model`` nodes were resolved (reused by the build stage).
         warnings: problems of severity ``warning``: the spec compiles, but
             will probably not train or serve as meant.
+        problems: the errors a lenient check (``check_spec(..., lenient=True)``)
+            found and let pass, each with its place; always empty otherwise.
+            Such a record is for drawing and comparing only, never for building.
     """
 
     spec: Spec
@@ -64,6 +67,7 @@ class Checked:
     scopes: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     models: ModelContext | None = None
     warnings: tuple[Problem, ...] = ()
+    problems: tuple[Problem, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.doc:  # built by hand (tests, tools): the file's document is the expanded one
@@ -118,6 +122,7 @@ def check_spec(
     max_memory: int | None = None,
     trust: Sequence[str] = (),
     source: str | None = None,
+    lenient: bool = False,
 ) -> Checked:
     """Run every static check on a spec file.
 
@@ -134,6 +139,12 @@ def check_spec(
             may load, as the CLI's ``--trust`` (none by default).
         source: the spec's text, checked as if it were the file at ``path``
             (an editor's unsaved buffer; sub-model paths resolve beside ``path``).
+        lenient: return what could be checked instead of raising for problems inside entries
+            (``render`` draws a broken spec, ``diff`` compares one): the errors are in
+            ``Checked.problems``, failed entries are ``BROKEN`` placeholder nodes, nodes whose
+            shape is unknown have no ``info``, and nodes on cycles come last in ``order``.
+            Problems that leave nothing to draw (unreadable JSON, a wrong version, a missing
+            section) still raise.
 
     Returns:
         The checked spec, with its warnings, each with its line and column.
@@ -147,9 +158,9 @@ def check_spec(
     """
     if trust:
         with trusting(tuple(trust)):
-            return check_spec(path, max_params, allowed, _stack, strict, max_memory, source=source)
+            return check_spec(path, max_params, allowed, _stack, strict, max_memory, source=source, lenient=lenient)
     with suggestion_budget():
-        return _check_spec(path, max_params, allowed, _stack, strict, max_memory, source)
+        return _check_spec(path, max_params, allowed, _stack, strict, max_memory, source, lenient)
 
 
 def _check_spec(
@@ -160,13 +171,16 @@ def _check_spec(
     strict: bool,
     max_memory: int | None,
     source: str | None = None,
+    lenient: bool = False,
 ) -> Checked:
     """``check_spec``'s stages, inside one did-you-mean budget; problems and warnings get their places."""
     spec = load_spec(path, source)
     try:
-        checked = _stages(spec, max_params, allowed, _stack, strict, max_memory)
+        checked = _stages(spec, max_params, allowed, _stack, strict, max_memory, lenient)
     except FusecError as err:
         raise spec.locate(err) from None
+    if checked.problems:
+        checked = replace(checked, problems=spec.located(checked.problems))
     return replace(checked, warnings=spec.located(checked.warnings)) if checked.warnings else checked
 
 
@@ -178,6 +192,7 @@ def _stages(
     _stack: tuple[Path, ...],
     strict: bool,
     max_memory: int | None,
+    lenient: bool = False,
 ) -> Checked:
     """Schema, blocks, graph, shapes, weights and training checks of a loaded spec."""
     run = _Run(spec, problems=schema_problems(spec.doc) + input_case_problems(spec.doc))
@@ -212,7 +227,14 @@ def _stages(
         *flat.warnings,
         *training_problems(acyclic, shapes, topo_order(acyclic), flat.doc["outputs"], output_problems),
     ]
-    run.finish([replace(p, severity="error") for p in warnings] if strict else warnings)
+    found = [replace(p, severity="error") for p in warnings] if strict else warnings
+    if lenient:  # what could be checked, for drawing and comparing: the errors ride along
+        errors = (*run.problems, *(p for p in found if p.severity == "error"))
+        rest = tuple(p for p in found if p.severity != "error")
+        order = topo_order(acyclic) + [n for n in graph.nodes if n not in acyclic]
+        totals = total_params(shapes.info)
+        return Checked(spec, graph, order, shapes, totals, flat.doc, flat.scopes, models, rest, errors)
+    run.finish(found)
     order = topo_order(graph)
     return Checked(
         spec, graph, order, shapes, total_params(shapes.info), flat.doc, flat.scopes, models, tuple(warnings)

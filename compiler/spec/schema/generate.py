@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from ...vocab.layers import LAYERS
@@ -39,8 +38,6 @@ from .training import training_schema
 
 SCHEMA_ID = "https://fusec.dev/schemas/fusec-1.schema.json"
 
-#: The committed schema, shipped inside the package (package data): what ``fusec schema --path`` prints.
-SCHEMA_PATH = Path(__file__).resolve().with_name("fusec-1.schema.json")
 
 #: The keys each kind of node may have (the kind's own key first).
 KIND_KEYS: dict[str, tuple[str, ...]] = {

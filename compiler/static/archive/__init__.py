@@ -44,6 +44,11 @@ nodes, the per-check caches, the files a check reads).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from ...lazy import lazy_names
 from .base import (
     MAX_ARCHIVE_BYTES,
     MAX_CONFIG_BYTES,
@@ -58,10 +63,48 @@ from .base import (
     MAX_WORK,
     SubModel,
 )
-from .classes import scan_config
-from .h5 import Weights, inspect_h5
-from .inspect import KerasArchive, inspect_archive, inspect_keras, inspect_weights
 from .resolve import CheckNested, ModelContext, infer_model_node, input_files, resolve_path
+
+if TYPE_CHECKING:
+    from .classes import scan_config
+    from .h5 import Weights, inspect_h5
+    from .inspect import KerasArchive, inspect_archive, inspect_keras, inspect_weights
+
+
+def _classes() -> ModuleType:
+    from . import classes
+
+    return classes
+
+
+def _h5() -> ModuleType:
+    from . import h5
+
+    return h5
+
+
+def _inspect() -> ModuleType:
+    from . import inspect
+
+    return inspect
+
+
+#: Names whose modules load on first use (a closed table of static imports): the archive reader
+#: (zip, allow-list, graph, HDF5) is needed only by a spec with a `model` node, so ``import fusec``
+#: and most checks skip it.
+_LAZY: dict[str, Callable[[], ModuleType]] = {
+    "scan_config": _classes,
+    "Weights": _h5,
+    "inspect_h5": _h5,
+    "KerasArchive": _inspect,
+    "inspect_archive": _inspect,
+    "inspect_keras": _inspect,
+    "inspect_weights": _inspect,
+}
+
+
+__getattr__ = lazy_names(__name__, _LAZY, globals())
+
 
 __all__ = [
     "MAX_ARCHIVE_BYTES",

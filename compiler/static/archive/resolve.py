@@ -21,7 +21,6 @@ from ...spec.load import load_spec
 from ...vocab.rule import Shape, fmt_shape
 from ..budget import DEFAULT_MAX_PARAMS
 from .base import MAX_NESTING, MAX_NODES, RESAVE, SubModel, brief, fits
-from .inspect import inspect_keras, inspect_weights
 from .trusted import (
     KIND_PREFIX,
     declared_outputs,
@@ -178,6 +177,8 @@ def _read_archive(node: Mapping[str, Any], raw: str, path: Path, ctx: ModelConte
     """A ``.keras`` archive, inspected once per check (it carries its own weights)."""
     if "weights" in node:
         raise RuleError("`weights` applies to fusec-spec sub-models; a .keras archive has its own", "weights")
+    from .inspect import inspect_keras  # the archive reader: loaded only when a spec has a `model` node
+
     try:
         sub = _cached(path, ctx, lambda: inspect_keras(path))
     except RuleError as err:
@@ -346,6 +347,8 @@ def _weights_load(path: Path, raw: str, sub: SubModel, ctx: ModelContext) -> int
     """Inspect a spec sub-model's weights file once per (file, spec) pair and check."""
     key = (path, sub.path)
     if key not in ctx.weights:
+        from .inspect import inspect_weights  # loaded only when a spec sub-model has a weights file
+
         try:
             ctx.weights[key] = inspect_weights(path, raw, sub)
         except RuleError as err:

@@ -41,7 +41,6 @@ from ...errors import RuleError
 from ...vocab.layers import REFUSED
 from ...vocab.rule import Shape
 from .base import MAX_CONFIG_VALUES, SubModel, show
-from .inspect import read_archive
 
 #: A package a user may trust: one top-level Python package name.
 PACKAGE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
@@ -103,6 +102,8 @@ def read_config(path: Path, label: str, key: str = "model") -> tuple[Any, Any]:
     Raises:
         RuleError: a file over the size limit, a bad zip (``members``), unreadable JSON or HDF5.
     """
+    from .inspect import read_archive  # the archive reader: loaded only when an archive is read
+
     return read_archive(path, label, key, lambda config: config)
 
 
