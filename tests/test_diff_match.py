@@ -14,6 +14,7 @@ from fusec.diff.report import text_lines, to_json
 from fusec.static.check import check_spec
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
+SIAMESE_WIDER = SPECS.parent / "examples" / "diff" / "siamese_wider.json"
 
 
 def _dense(src: Any, units: int = 4) -> dict[str, Any]:
@@ -43,15 +44,8 @@ def _status(d: Any) -> dict[str, tuple[str, str | None]]:
 
 
 def _siamese() -> tuple[dict[str, Any], dict[str, Any]]:
-    """The brief's example: instance tower_a renamed ``left``, the embedding widened, a Dropout added."""
-    old = json.loads((SPECS / "siamese.json").read_text())
-    old.pop("$schema")
-    new = copy.deepcopy(old)
-    new["nodes"]["left"] = new["nodes"].pop("tower_a")
-    new["nodes"]["diff"]["inputs"] = ["left", "tower_b"]
-    new["blocks"]["tower"]["nodes"]["embed"]["config"]["units"] = 32
-    new["nodes"]["drop"] = {"layer": "Dropout", "config": {"rate": 0.2}, "inputs": "sq_diff"}
-    new["nodes"]["same"]["inputs"] = "drop"
+    """docs/render.md's example: instance tower_a renamed ``left``, the embedding widened, a Dropout added."""
+    old, new = (json.loads(p.read_text()) for p in (SPECS / "siamese.json", SIAMESE_WIDER))
     return old, new
 
 

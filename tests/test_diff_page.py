@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -23,15 +22,8 @@ sync_api, CHROMIUM = browser_kit.require()
 
 
 def _page(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
-    old = json.loads((SPECS / "siamese.json").read_text())
-    old.pop("$schema")
-    new = copy.deepcopy(old)
-    new["nodes"]["left"] = new["nodes"].pop("tower_a")
-    new["nodes"]["diff"]["inputs"] = ["left", "tower_b"]
-    new["blocks"]["tower"]["nodes"]["embed"]["config"]["units"] = 32
-    a, b, out = tmp_path / "old.json", tmp_path / "new.json", tmp_path / "diff.html"
-    a.write_text(json.dumps(old))
-    b.write_text(json.dumps(new, indent=1))
+    a, b, out = SPECS / "siamese.json", SPECS.parent / "examples" / "diff" / "siamese_wider.json", tmp_path / "d.html"
+    new = json.loads(b.read_text())
     res = CliRunner().invoke(cli, ["diff", str(a), str(b), "-o", str(out)])
     assert res.exit_code == 1 and out.exists(), res.output
     return out, new
