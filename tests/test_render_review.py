@@ -193,18 +193,8 @@ def test_unfold_draws_every_branch_in_a_cluster(fanin: Checked) -> None:
 
 # --- broken specs ------------------------------------------------------------------------------
 
-BROKEN: dict[str, Any] = {
-    "fusec": 1,
-    "inputs": {"x": {"shape": [8]}},
-    "nodes": {
-        "a": {"layer": "Dense", "config": {"units": 4}, "inputs": "x"},
-        "b": {"layer": "Dense", "config": {"units": "four"}, "inputs": "a"},
-        "c": {"layer": "Dense", "config": {"units": 4}, "inputs": "b"},
-        "w": {"layer": "Dense", "config": {"units": 8}, "inputs": "x"},
-        "m": {"merge": "add", "inputs": ["a", "w"]},
-    },
-    "outputs": {"y": {"from": "c", "loss": "mse"}, "z": {"from": "nope"}},
-}
+#: Three mistakes (a string for units, an add of widths 4 and 8, an output from no node); the gallery draws it too.
+BROKEN: dict[str, Any] = json.loads((ROOT / "examples" / "broken_example.json").read_text(encoding="utf-8"))
 
 
 @pytest.fixture

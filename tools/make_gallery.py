@@ -14,7 +14,6 @@ Exits 1 (after drawing the others) when a spec fails to check or render.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import tempfile
@@ -54,25 +53,11 @@ def _doc_text(doc: object) -> str:
 
 
 #: A spec with errors, drawn as ``fusec render`` draws one (exit 1): the faults in red.
-BROKEN = {
-    "fusec": 1,
-    "name": "broken_example",
-    "inputs": {"x": {"shape": [8]}},
-    "nodes": {
-        "a": {"layer": "Dense", "config": {"units": 4}, "inputs": "x"},
-        "b": {"layer": "Dense", "config": {"units": "four"}, "inputs": "a"},
-        "c": {"layer": "Dense", "config": {"units": 4}, "inputs": "b"},
-        "w": {"layer": "Dense", "config": {"units": 8}, "inputs": "x"},
-        "m": {"merge": "add", "inputs": ["a", "w"]},
-    },
-    "outputs": {"y": {"from": "c", "loss": "mse"}, "z": {"from": "m"}},
-}
+BROKEN = ROOT / "examples" / "broken_example.json"
 
 
 def _extras(folder: Path) -> list[tuple[str, str, bytes]]:
     """(name, caption, svg) of the drawings that show what the options and faults look like."""
-    broken = folder / "broken_example.json"
-    broken.write_text(json.dumps(BROKEN), encoding="utf-8")
     fanin = folder / "fanin_199.json"
     gen = [sys.executable, str(ROOT / "bench" / "gen_specs.py"), "fanin", "199", "-o", str(fanin)]
     subprocess.run(gen, check=True, capture_output=True)
@@ -91,9 +76,9 @@ def _extras(folder: Path) -> list[tuple[str, str, bytes]]:
         ),
         (
             "extra-broken",
-            "A spec with three errors, drawn anyway (`fusec render` exits 1): the nodes, edges and output "
-            "the problems name in red with their messages, `?` where a shape is unknown.",
-            render(check_spec(broken, lenient=True), "svg"),
+            "`examples/broken_example.json`, a spec with three errors, drawn anyway (`fusec render` exits 1): "
+            "the nodes, edges and output the problems name in red with their messages, `?` where a shape is unknown.",
+            render(check_spec(BROKEN, lenient=True), "svg"),
         ),
     ]
 
